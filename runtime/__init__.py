@@ -1,0 +1,20 @@
+"""edgecls.runtime: light, embeddable inference. Depends on numpy and Pillow (and onnxruntime
+for model execution); it never imports TensorFlow, Keras or tf2onnx, directly or indirectly."""
+
+from .errors import EdgeclsError, ImageError
+from .metrics import classification_report, confusion_matrix
+from .preprocess import ImageSource, load_pixels, open_image, to_batch, to_pixels
+from .spec import InputSpec
+
+__all__ = [
+    "EdgeclsError",
+    "ImageError",
+    "ImageSource",
+    "InputSpec",
+    "classification_report",
+    "confusion_matrix",
+    "load_pixels",
+    "open_image",
+    "to_batch",
+    "to_pixels",
+]

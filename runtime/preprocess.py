@@ -1,0 +1,172 @@
+"""The one place where an image becomes model input.
+
+Training (data loaders), export validation and the runtime all call these functions,
+so a picture is decoded, oriented, converted and resized the same way everywhere.
+The output is raw pixels (uint8, HxWxC); normalisation is the model's job.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+from .spec import InputSpec
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+
+# Pillow's own guard is 89 Mpx (warning) / 179 Mpx (error). A classifier never needs
+# that much; refuse beyond this so a crafted file cannot exhaust memory.
+MAX_PIXELS = 64 * 1024 * 1024
+
+_RESAMPLE = Image.Resampling.BILINEAR
+
+
+def describe(source: ImageSource) -> str:
+    """A short human name for a source, used in error messages."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, Image.Image):
+        return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.dtype} {source.shape}>"
+    return f"<{type(source).__name__}>"
+
+
+def open_image(source: ImageSource) -> Image.Image:
+    """Decode any supported source into a loaded PIL image (first frame, EXIF-upright)."""
+    name = describe(source)
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        return array_to_image(source, name)
+    elif isinstance(source, (bytes, bytearray)):
+        image = _decode(io.BytesIO(bytes(source)), name)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(name, "no such file" if not path.exists() else "not a regular file")
+        try:
+            if path.stat().st_size == 0:
+                raise ImageError(name, "empty file (0 bytes)")
+        except OSError as exc:
+            raise ImageError(name, f"unreadable: {exc.strerror or exc}") from None
+        image = _decode(path, name)
+    else:
+        raise ImageError(name, "unsupported input type; give a path, bytes, a PIL image or a numpy array")
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        return ImageOps.exif_transpose(image) or image
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on broken EXIF
+        raise ImageError(name, f"cannot read image data: {exc}") from None
+
+
+def _decode(fp: Union[Path, io.BytesIO], name: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(fp)
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(name, f"image too large ({width}x{height} pixels; limit {MAX_PIXELS})")
+            image.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(name, "refused: decompression bomb (image claims too many pixels)") from None
+    except UnidentifiedImageError:
+        raise ImageError(name, "not an image (unknown or unsupported format)") from None
+    except OSError as exc:
+        raise ImageError(name, f"corrupt or truncated image: {exc}") from None
+    except (ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(name, f"corrupt image: {exc}") from None
+    return image
+
+
+def array_to_image(array: np.ndarray, name: str = "<array>") -> Image.Image:
+    """Turn an HxW, HxWxC or CxHxW array (uint8/uint16/float/bool) into a PIL image."""
+    arr = np.asarray(array)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # CHW -> HWC
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise ImageError(name, f"cannot interpret array of shape {arr.shape} as an image")
+    if arr.size == 0:
+        raise ImageError(name, "empty array")
+    arr = _to_uint8(arr, name)
+    mode = "L" if arr.ndim == 2 else ("RGB" if arr.shape[-1] == 3 else "RGBA")
+    return Image.fromarray(np.ascontiguousarray(arr), mode=mode)
+
+
+def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)):
+            raise ImageError(name, "array holds NaN or infinite values")
+        scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0  # 0-1 floats or 0-255 floats
+        return np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.max(initial=0) > 255:  # 16-bit style data
+            return np.clip(arr.astype(np.int64) // 257, 0, 255).astype(np.uint8)
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    raise ImageError(name, f"unsupported array dtype {arr.dtype}")
+
+
+def convert_mode(image: Image.Image, channels: int, name: str = "<image>") -> Image.Image:
+    """Bring any Pillow mode to L or RGB; 16-bit is scaled, not clipped; alpha is composited on black."""
+    target = "L" if channels == 1 else "RGB"
+    if image.mode == target:
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return array_to_image(np.asarray(image), name).convert(target)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "RGBa", "La", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert(target)
+
+
+def to_pixels(image: Image.Image, spec: InputSpec, name: str = "<image>") -> np.ndarray:
+    """Convert and resize a decoded image to the model's size: uint8 array HxWxC."""
+    try:
+        image = convert_mode(image, spec.channels, name)
+        if image.size != (spec.width, spec.height):
+            image = image.resize((spec.width, spec.height), _RESAMPLE)
+        arr = np.asarray(image, dtype=np.uint8)
+    except ImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow conversion errors vary by plugin
+        raise ImageError(name, f"cannot convert image: {exc}") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def load_pixels(source: ImageSource, spec: InputSpec) -> np.ndarray:
+    """Any source -> uint8 HxWxC pixels at the model's size. Arrays already in shape skip Pillow."""
+    if isinstance(source, np.ndarray) and source.dtype == np.uint8:
+        arr = source[..., None] if source.ndim == 2 else source
+        if arr.shape == (spec.height, spec.width, spec.channels):
+            return arr
+    return to_pixels(open_image(source), spec, describe(source))
+
+
+def to_batch(pixels: Iterable[np.ndarray], spec: InputSpec) -> np.ndarray:
+    """Stack HxWxC uint8 pixels into the model's float32 batch in its layout."""
+    batch = np.stack(list(pixels)).astype(np.float32, copy=False)
+    if spec.layout == "NCHW":
+        batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+    return batch

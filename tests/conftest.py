@@ -1,0 +1,33 @@
+"""Shared fixtures. Data comes from $EDGECLS_DATA (CI: ../shared/datasets); never copied into the repo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ.get("EDGECLS_DATA") or REPO.parent / "shared" / "datasets")
+    if not (path / "mnist.npz").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the reference data sets; none at {path} (set EDGECLS_DATA)")
+        pytest.skip(f"reference data sets not found at {path}; set EDGECLS_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    from edgecls.data import load_dataset
+
+    return load_dataset("mnist", data_dir)
+
+
+@pytest.fixture(scope="session")
+def artifacts_root() -> Path:
+    return REPO / "artifacts"

@@ -1,0 +1,43 @@
+"""The models shipped in artifacts/ hold up: recorded accuracy reproduces on the full test set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgecls.artifacts import ModelArtifacts, sha256_file
+from edgecls.zoo import MODELS
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(p.parent.name for p in (REPO / "artifacts").glob("*/metrics.json"))
+MAX_BYTES = 10 * 1024 * 1024
+
+
+def test_default_model_is_shipped():
+    assert "mnist" in SHIPPED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_reproduces_its_recorded_accuracy(name, data_dir, artifacts_root):
+    from edgecls.evaluation import evaluate_artifact
+
+    art = ModelArtifacts(artifacts_root / name)
+    card = art.read_card()
+    assert art.keras_path.stat().st_size <= MAX_BYTES
+    assert sha256_file(art.keras_path) == card["sha256"]
+    result = evaluate_artifact(art, data_dir)
+    assert result["num_samples"] == card["test"]["num_samples"]
+    assert result["accuracy"] == pytest.approx(card["test"]["accuracy"], abs=5e-4)
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n in MODELS and MODELS[n].role == "edge"])
+def test_edge_model_beats_every_shipped_baseline_of_its_data_set(name, artifacts_root):
+    card = json.loads((artifacts_root / name / "metrics.json").read_text())
+    baselines = [s.name for s in MODELS.values() if s.role == "baseline" and s.dataset == card["dataset"]
+                 and s.name in SHIPPED]
+    for base in baselines:
+        base_card = json.loads((artifacts_root / base / "metrics.json").read_text())
+        assert card["test"]["accuracy"] > base_card["test"]["accuracy"], base

@@ -1,0 +1,107 @@
+"""Where a trained model's files live, and reading/writing them safely.
+
+artifacts/<name>/
+    model.keras     the trained model (inference copy: no optimizer state)
+    metrics.json    model card: data set, classes, input spec, size, cost, test metrics, training facts
+    history.json    per-epoch training curves
+    .train/         resume checkpoints and logs (never shipped)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from . import config
+from .errors import ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class ModelArtifacts:
+    directory: Path
+
+    @classmethod
+    def for_name(cls, name: str, root: Optional[config.PathLike] = None) -> "ModelArtifacts":
+        return cls(config.artifacts_dir(root) / name)
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    @property
+    def keras_path(self) -> Path:
+        return self.directory / "model.keras"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.directory / "metrics.json"
+
+    @property
+    def history_path(self) -> Path:
+        return self.directory / "history.json"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.directory / ".train"
+
+    def exists(self) -> bool:
+        return self.keras_path.is_file() and self.metrics_path.is_file()
+
+    def read_card(self) -> Optional[dict[str, Any]]:
+        if not self.metrics_path.is_file():
+            return None
+        return json.loads(self.metrics_path.read_text())
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_keras_atomic(model, path: Path) -> None:
+    """Keras insists on a .keras suffix, so the temp file gets one too before the rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.keras"
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_keras_model(path: Path):
+    """Load a .keras file with safe_mode on: a file that would run arbitrary code is refused."""
+    from .errors import EdgeclsError
+
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path}: no such model file")
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - keras raises ValueError/TypeError/zip errors
+        raise EdgeclsError(f"{path}: cannot load as a Keras model ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,30 @@
+"""The `edgecls` command. Each command imports heavy libraries (TensorFlow, onnxruntime) only
+when it runs, so `edgecls --help` stays instant."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from ..runtime.errors import EdgeclsError
+from . import evaluate, models, train
+from .app import app, console
+
+__all__ = ["app", "main"]
+
+_ = (evaluate, models, train)  # command modules register themselves on `app`
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the terminal
+    try:
+        app()
+    except EdgeclsError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+

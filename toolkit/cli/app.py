@@ -1,0 +1,44 @@
+"""The Typer app and the options several commands share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="edgecls",
+    help="Train, export and run small image classifiers at the edge.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)  # messages carry paths: never break them
+err_console = Console(stderr=True)
+
+DataDirOption = typer.Option(
+    None, "--data-dir", envvar="EDGECLS_DATA", help="Folder holding the data set files (mnist.npz, cifar10.tar.gz, ...)."
+)
+ArtifactsOption = typer.Option(
+    None, "--artifacts", envvar="EDGECLS_ARTIFACTS", help="Folder of trained models (default: the shipped artifacts/)."
+)
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+
+OptPath = Optional[Path]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"edgecls {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Train, export and run small image classifiers at the edge."""

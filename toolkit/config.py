@@ -1,0 +1,50 @@
+"""Where edgecls looks for data, caches and artifacts: explicit argument > environment > default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+PathLike = Union[str, os.PathLike]
+
+DATA_ENV = "EDGECLS_DATA"
+CACHE_ENV = "EDGECLS_CACHE"
+ARTIFACTS_ENV = "EDGECLS_ARTIFACTS"
+OFFLINE_ENV = "EDGECLS_OFFLINE"
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir(explicit: Optional[PathLike] = None) -> Path:
+    """The directory holding the data set files (mnist.npz, cifar10.tar.gz, ...)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    return Path.home() / ".edgecls" / "datasets"
+
+
+def cache_dir(explicit: Optional[PathLike] = None) -> Path:
+    """Decoded-array cache (safe to delete). Defaults to ~/.cache/edgecls."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgecls"
+
+
+def artifacts_dir(explicit: Optional[PathLike] = None) -> Path:
+    """Trained models and reports. A source checkout uses its own artifacts/ (the shipped models)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(ARTIFACTS_ENV):
+        return Path(os.environ[ARTIFACTS_ENV]).expanduser()
+    shipped = _REPO_ROOT / "artifacts"
+    return shipped if shipped.is_dir() else Path.cwd() / "artifacts"
+
+
+def offline() -> bool:
+    """True when downloads must not be attempted (EDGECLS_OFFLINE=1)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")

@@ -1,0 +1,70 @@
+"""A user's own images: one sub-folder per class, optionally already split into train/ and test/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..runtime.errors import ImageError
+from ..runtime.preprocess import load_pixels
+from ..runtime.spec import InputSpec
+from .readers import IMAGE_SUFFIXES
+from .types import Dataset, Split, stratified_holdout
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def read_labelled_images(root: Path, classes: list[str], spec: InputSpec, skipped: list[str]) -> Split:
+    """Images under root/<class>/ for the given class order; unreadable files go to `skipped`."""
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for file in sorted(folder.rglob("*")):
+            if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                xs.append(load_pixels(file, spec))
+                ys.append(label)
+            except ImageError as exc:
+                skipped.append(f"{file}: {exc.reason}")
+    if not xs:
+        raise DataError(f"{root}: no readable images in class sub-folders ({', '.join(classes)})")
+    return Split(np.stack(xs), np.array(ys, dtype=np.int64))
+
+
+def load_image_folder(
+    root: Path, spec: InputSpec, test_fraction: float = 0.2, seed: int = 1337
+) -> Dataset:
+    """Read `root/<class>/*` (or `root/{train,test}/<class>/*`); unreadable files are skipped and listed."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory (expected one sub-folder per class)")
+    skipped: list[str] = []
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        classes = [p.name for p in _class_dirs(root / "train")]
+        if len(classes) < 2:
+            raise DataError(f"{root / 'train'}: need at least two class sub-folders, found {len(classes)}")
+        train = read_labelled_images(root / "train", classes, spec, skipped)
+        test = read_labelled_images(root / "test", classes, spec, skipped)
+    else:
+        classes = [p.name for p in _class_dirs(root)]
+        if len(classes) < 2:
+            raise DataError(f"{root}: need at least two class sub-folders (one per label), found {len(classes)}")
+        everything = read_labelled_images(root, classes, spec, skipped)
+        keep, hold = stratified_holdout(everything.y, test_fraction, seed)
+        train, test = everything.take(keep), everything.take(hold)
+    return Dataset(
+        name=root.name,
+        classes=tuple(classes),
+        input_spec=spec,
+        train=train,
+        test=test,
+        source=str(root),
+        skipped=skipped,
+    )

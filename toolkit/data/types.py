@@ -1,0 +1,61 @@
+"""In-memory data set: uint8 pixels (N,H,W,C) and integer labels, per split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..runtime.spec import InputSpec
+
+
+@dataclass
+class Split:
+    x: np.ndarray  # uint8, (N, H, W, C), raw pixels
+    y: np.ndarray  # int64, (N,)
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"images and labels differ in count: {len(self.x)} vs {len(self.y)}")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, index: np.ndarray) -> "Split":
+        return Split(self.x[index], self.y[index])
+
+
+@dataclass
+class Dataset:
+    name: str
+    classes: tuple[str, ...]
+    input_spec: InputSpec
+    train: Split
+    test: Split
+    val: Optional[Split] = None  # an official validation split (FER-2013 PublicTest), if the data set has one
+    source: str = ""
+    skipped: list[str] = field(default_factory=list)  # "path: reason" for images left out
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (keep, holdout) with the same class mix in both; reproducible by seed."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    keep, hold = [], []
+    for cls in np.unique(y):
+        idx = np.flatnonzero(y == cls)
+        rng.shuffle(idx)
+        n_hold = int(round(len(idx) * fraction))
+        if len(idx) > 1:
+            n_hold = min(max(n_hold, 1), len(idx) - 1)
+        else:
+            n_hold = 0
+        hold.append(idx[:n_hold])
+        keep.append(idx[n_hold:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(hold))

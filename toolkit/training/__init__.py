@@ -1,0 +1,1 @@
+"""Keras training (imports TensorFlow: only the commands that train or evaluate load this)."""

@@ -1,0 +1,48 @@
+"""tf.data input pipelines: raw pixels in, one-hot labels out, augmentation on training batches only."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from ..data.types import Split
+from ..zoo.registry import Augment
+from .augment import random_affine
+
+
+def make_dataset(
+    split: Split,
+    num_classes: int,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    augment: Optional[Augment] = None,
+) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
+    if shuffle:
+        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def to_model_input(x, y):
+        return tf.cast(x, tf.float32), tf.one_hot(y, num_classes)
+
+    ds = ds.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if augment is not None:
+        # One stateless seed per batch, itself drawn from a seeded stream: reproducible runs,
+        # fresh randomness every epoch.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda xy, s: (random_affine(xy[0], s, augment), xy[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def predict_probabilities(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Run a Keras model over uint8 pixels without copying the whole set to float32 at once."""
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(batch_size).map(lambda b: tf.cast(b, tf.float32))
+    return model.predict(ds, verbose=0)

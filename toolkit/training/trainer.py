@@ -1,0 +1,270 @@
+"""Train a registry model on a data set, seeded and resumable, and save its artifacts.
+
+Resume: the epoch, weights and optimizer state are backed up every epoch under
+artifacts/<name>/.train/, so a killed run (or a session that ends) continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from ..artifacts import ModelArtifacts, save_keras_atomic, sha256_file, write_json_atomic
+from ..data.types import Dataset, Split, stratified_holdout
+from ..runtime.metrics import classification_report
+from ..zoo.registry import ModelSpec, TrainConfig
+from ..zoo.stats import model_stats
+
+
+@dataclass
+class TrainResult:
+    artifacts: ModelArtifacts
+    card: dict[str, Any]
+    history: dict[str, list[float]]
+
+
+def select_device() -> str:
+    """Report the accelerator Keras will use; training runs on GPU when one is visible."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"GPU ({gpus[0].name})" if gpus else f"CPU ({_cpu_name()})"
+    if backend == "jax":
+        import jax
+
+        return str(jax.devices()[0])
+    return backend
+
+
+def _cpu_name() -> str:
+    import os
+
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def _optimizer(cfg: TrainConfig, steps_per_epoch: int, epochs: int):
+    import keras
+
+    lr: Any = cfg.learning_rate
+    if cfg.schedule == "cosine":
+        warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+        total = steps_per_epoch * epochs
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else cfg.learning_rate,
+            decay_steps=max(total - warmup, 1),
+            warmup_target=cfg.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif cfg.schedule != "constant":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}")
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay or None
+        )
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def _split_validation(dataset: Dataset, cfg: TrainConfig, seed: int) -> tuple[Split, Split]:
+    if cfg.use_official_val and dataset.val is not None:
+        return dataset.train, dataset.val
+    keep, hold = stratified_holdout(dataset.train.y, cfg.val_fraction, seed)
+    return dataset.train.take(keep), dataset.train.take(hold)
+
+
+def _epoch_clock():
+    import keras
+
+    class EpochClock(keras.callbacks.Callback):
+        """Adds wall seconds and learning rate to each epoch's logs (so CSVLogger records them)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["epoch_seconds"] = time.perf_counter() - self._start
+                lr = self.model.optimizer.learning_rate
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+
+    return EpochClock()
+
+
+def _read_history(path) -> dict[str, list[float]]:
+    import csv
+
+    if not path.is_file():
+        return {}
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    history: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            history.setdefault(key, []).append(float(value))
+    return history
+
+
+def train_model(
+    spec: ModelSpec,
+    dataset: Dataset,
+    artifacts: ModelArtifacts,
+    *,
+    seed: int = 1337,
+    epochs: Optional[int] = None,
+    train_limit: Optional[int] = None,
+    fresh: bool = False,
+    verbose: int | str = "auto",
+    extra_callbacks: Sequence[Any] = (),
+    on_log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Fit `spec` on `dataset`, pick the best epoch on validation, test once, save everything."""
+    import keras
+    import tensorflow as tf
+
+    from .pipeline import make_dataset, predict_probabilities
+
+    cfg = spec.train
+    epochs = epochs or cfg.epochs
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+    train_split, val_split = _split_validation(dataset, cfg, seed)
+    if train_limit:
+        keep, _ = stratified_holdout(train_split.y, 1 - min(train_limit / len(train_split), 0.999), seed)
+        train_split = train_split.take(keep)
+    k = dataset.num_classes
+    train_ds = make_dataset(train_split, k, cfg.batch_size, shuffle=True, seed=seed, augment=cfg.augment)
+    val_ds = make_dataset(val_split, k, 512, shuffle=False, seed=seed)
+
+    work = artifacts.work_dir
+    resuming = (work / "backup").is_dir() and not fresh
+    if not resuming and work.exists():
+        shutil.rmtree(work)  # a finished or abandoned run: start clean, keep no stale history
+    work.mkdir(parents=True, exist_ok=True)
+    history_csv = work / "history.csv"
+    best_weights = work / "best.weights.h5"
+    best_so_far = max(_read_history(history_csv).get("val_accuracy", [float("-inf")]))
+
+    model = spec.build(dataset.input_spec, k)
+    steps = math.ceil(len(train_split) / cfg.batch_size)
+    model.compile(
+        optimizer=_optimizer(cfg, steps, epochs),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        _epoch_clock(),
+        keras.callbacks.ModelCheckpoint(
+            str(best_weights), monitor="val_accuracy", mode="max", save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best_so_far if math.isfinite(best_so_far) else None,
+        ),
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if cfg.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=cfg.early_stopping_patience))
+
+    callbacks.extend(extra_callbacks)
+
+    device = select_device()
+    if resuming:
+        on_log(f"resuming {spec.name} from {work / 'backup'}")
+    on_log(f"training {spec.name} on {dataset.name}: {len(train_split)} train / {len(val_split)} val images, "
+           f"{epochs} epochs, device {device}")
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
+              shuffle=False)  # the tf.data pipeline shuffles, seeded
+
+    history = _read_history(history_csv)
+    if not history.get("val_accuracy"):
+        raise RuntimeError("training produced no completed epoch")
+    if best_weights.is_file():
+        model.load_weights(best_weights)
+    best_epoch = int(np.argmax(history["val_accuracy"]))
+
+    probs = predict_probabilities(model, dataset.test.x)
+    report = classification_report(dataset.test.y, probs.argmax(axis=1), dataset.classes)
+    val_probs = predict_probabilities(model, val_split.x)
+    val_acc = float((val_probs.argmax(axis=1) == val_split.y).mean())
+
+    # Ship an inference copy: same weights, no optimizer state (smaller, nothing to resume).
+    shipped = spec.build(dataset.input_spec, k)
+    shipped.set_weights(model.get_weights())
+    save_keras_atomic(shipped, artifacts.keras_path)
+
+    card = build_card(spec, dataset, shipped, report, val_acc, history, best_epoch,
+                      seed=seed, epochs=epochs, train_n=len(train_split), val_n=len(val_split), device=device)
+    card["sha256"] = sha256_file(artifacts.keras_path)
+    write_json_atomic(artifacts.history_path, {key: history[key] for key in sorted(history)})
+    write_json_atomic(artifacts.metrics_path, card)
+    best_weights.unlink(missing_ok=True)
+    on_log(f"{spec.name}: test accuracy {report['accuracy']:.4f} (best epoch {best_epoch + 1}); "
+           f"saved {artifacts.keras_path}")
+    return TrainResult(artifacts, card, history)
+
+
+def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, seed, epochs, train_n, val_n,
+               device) -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
+    from ..data.catalog import DATASETS
+
+    info = DATASETS.get(dataset.name)
+    cfg = spec.train
+    return {
+        "name": spec.name,
+        "role": spec.role,
+        "architecture": spec.summary,
+        "dataset": dataset.name,
+        "dataset_source": dataset.source,
+        "classes": list(dataset.classes),
+        "input_spec": dataset.input_spec.to_dict(),
+        **model_stats(model),
+        "test": {
+            "split": info.test_split_note if info else "held-out test split",
+            **report,
+        },
+        "validation": {"accuracy": val_acc, "num_samples": val_n},
+        "training": {
+            "seed": seed,
+            "epochs_planned": epochs,
+            "epochs_run": len(history["val_accuracy"]),
+            "best_epoch": best_epoch + 1,
+            "train_samples": train_n,
+            "train_seconds": round(float(sum(history.get("epoch_seconds", []))), 1),
+            "batch_size": cfg.batch_size,
+            "optimizer": cfg.optimizer,
+            "learning_rate": cfg.learning_rate,
+            "schedule": cfg.schedule,
+            "label_smoothing": cfg.label_smoothing,
+            "augment": None if cfg.augment is None else asdict(cfg.augment),
+            "device": device,
+            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+        },
+        "source_claim": spec.source_claim,
+        "caveat": info.caveat if info else "",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,123 @@
+"""The shipped edge models: small, BN-folded conv nets tuned for accuracy per multiply-accumulate.
+
+All convs are bias-free + BatchNorm + ReLU so export folds them into plain Conv nodes,
+and all end in a softmax named `probabilities` so every consumer gets probabilities.
+"""
+
+from __future__ import annotations
+
+from ..runtime.spec import InputSpec
+from .registry import Augment, ModelSpec, TrainConfig, register
+
+
+def mnist_edge(spec: InputSpec, num_classes: int):
+    """~29k params, ~0.8M MACs: three valid convs shrink 28->3 so the classifier is tiny."""
+    import keras
+    from keras import layers
+
+    from .blocks import conv_bn_relu, pixels_in
+
+    inputs, x = pixels_in(spec.shape, 1 / 127.5, -1.0)
+    x = conv_bn_relu(x, 16, padding="valid", name="c1")  # 26x26
+    x = layers.MaxPooling2D(name="p1")(x)  # 13x13
+    x = conv_bn_relu(x, 32, padding="valid", name="c2")  # 11x11
+    x = layers.MaxPooling2D(name="p2")(x)  # 5x5
+    x = conv_bn_relu(x, 64, padding="valid", name="c3")  # 3x3
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.25, name="drop")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="mnist")
+
+
+def fashion_edge(spec: InputSpec, num_classes: int):
+    """VGG-style 28->14->7 with global pooling; width goes where resolution is low."""
+    import keras
+    from keras import layers
+
+    from .blocks import conv_bn_relu, pixels_in
+
+    inputs, x = pixels_in(spec.shape, 1 / 127.5, -1.0)
+    x = conv_bn_relu(x, 32, name="c1")
+    x = layers.MaxPooling2D(name="p1")(x)  # 14
+    x = conv_bn_relu(x, 64, name="c2")
+    x = conv_bn_relu(x, 64, name="c3")
+    x = layers.MaxPooling2D(name="p2")(x)  # 7
+    x = conv_bn_relu(x, 128, name="c4")
+    x = conv_bn_relu(x, 128, name="c5")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(0.3, name="drop")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="fashion")
+
+
+def _resnet9(spec: InputSpec, num_classes: int, widths: tuple[int, int, int, int], name: str, stem_pool: bool):
+    """ResNet-9 (Page, DAWNBench) at reduced width: conv, [conv, pool, res], [conv, pool], [conv, pool, res]."""
+    import keras
+    from keras import layers
+
+    from .blocks import conv_bn_relu, pixels_in, residual
+
+    w0, w1, w2, w3 = widths
+    inputs, x = pixels_in(spec.shape, 1 / 127.5, -1.0)
+    x = conv_bn_relu(x, w0, name="prep")
+    if stem_pool:  # large inputs (48x48) drop to 24x24 before the expensive layers
+        x = layers.MaxPooling2D(name="prep_pool")(x)
+    x = conv_bn_relu(x, w1, name="l1")
+    x = layers.MaxPooling2D(name="l1_pool")(x)
+    x = residual(x, w1, name="l1_res")
+    x = conv_bn_relu(x, w2, name="l2")
+    x = layers.MaxPooling2D(name="l2_pool")(x)
+    x = conv_bn_relu(x, w3, name="l3")
+    x = layers.MaxPooling2D(name="l3_pool")(x)
+    x = residual(x, w3, name="l3_res")
+    x = layers.GlobalMaxPooling2D(name="gmp")(x)
+    x = layers.Dropout(0.2, name="drop")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def cifar10_edge(spec: InputSpec, num_classes: int):
+    return _resnet9(spec, num_classes, (32, 64, 128, 256), "cifar10", stem_pool=False)
+
+
+def emotion_edge(spec: InputSpec, num_classes: int):
+    return _resnet9(spec, num_classes, (32, 64, 128, 256), "emotion", stem_pool=True)
+
+
+register(ModelSpec(
+    name="mnist", dataset="mnist", role="edge", build=mnist_edge,
+    summary="3x conv-BN-ReLU (16-32-64, valid) + pools, Dense10",
+    train=TrainConfig(
+        epochs=20, batch_size=128, optimizer="adam", learning_rate=3e-3, schedule="cosine",
+        warmup_epochs=1, label_smoothing=0.05, val_fraction=0.1,
+        augment=Augment(rotation=10, zoom=0.1, shift=0.1),
+    ),
+))
+register(ModelSpec(
+    name="fashion", dataset="fashion_mnist", role="edge", build=fashion_edge,
+    summary="5x conv-BN-ReLU (32-64-64-128-128) + pools, GAP, Dense10",
+    train=TrainConfig(
+        epochs=20, batch_size=128, optimizer="adamw", learning_rate=3e-3, schedule="cosine",
+        warmup_epochs=1, weight_decay=5e-4, label_smoothing=0.1, val_fraction=0.1,
+        augment=Augment(shift=0.08, flip=True),
+    ),
+))
+register(ModelSpec(
+    name="cifar10", dataset="cifar10", role="edge", build=cifar10_edge,
+    summary="ResNet-9 at half width (32-64-128-256)",
+    train=TrainConfig(
+        epochs=16, batch_size=256, optimizer="sgd", learning_rate=0.1, schedule="cosine",
+        warmup_epochs=2, momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.2,
+        val_fraction=0.05, augment=Augment(shift=0.125, flip=True, fill="reflect"),
+    ),
+))
+register(ModelSpec(
+    name="emotion", dataset="fer2013", role="edge", build=emotion_edge,
+    summary="ResNet-9 at half width (32-64-128-256), 48x48 grey, early pool",
+    train=TrainConfig(
+        epochs=30, batch_size=128, optimizer="sgd", learning_rate=0.05, schedule="cosine",
+        warmup_epochs=2, momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
+        use_official_val=True,
+        augment=Augment(rotation=10, zoom=0.1, shift=0.1, flip=True, fill="nearest"),
+    ),
+))

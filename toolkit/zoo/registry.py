@@ -1,0 +1,71 @@
+"""The model registry: every trainable architecture, its data set and its training recipe, in one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ..errors import ModelNotFoundError
+from ..runtime.spec import InputSpec
+
+if TYPE_CHECKING:  # keras is only needed when a model is actually built
+    import keras
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random affine augmentation applied per image during training only."""
+
+    rotation: float = 0.0  # max degrees either way
+    zoom: float = 0.0  # max relative scale change either way
+    shift: float = 0.0  # max translation, fraction of the image size
+    flip: bool = False  # random horizontal flip
+    fill: str = "constant"  # constant (black) | reflect | nearest
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    optimizer: str = "adam"  # adam | adamw | sgd
+    learning_rate: float = 1e-3
+    schedule: str = "constant"  # constant | cosine (linear warm-up, then cosine decay to zero)
+    warmup_epochs: float = 0.0
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    val_fraction: float = 0.1  # held out of train for model selection; ignored when use_official_val
+    use_official_val: bool = False  # e.g. FER-2013 PublicTest
+    early_stopping_patience: Optional[int] = None
+    augment: Optional[Augment] = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    dataset: str
+    role: str  # "baseline" (reproduced from a source study), "edge" (shipped) or "custom" (a user's --data run)
+    summary: str
+    build: Callable[[InputSpec, int], "keras.Model"] = field(repr=False)
+    train: TrainConfig
+    source_claim: str = ""  # what the source study reports, for baselines
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} registered twice")
+    if spec.role not in ("baseline", "edge"):
+        raise ValueError(f"role must be baseline or edge, got {spec.role!r}")
+    MODELS[spec.name] = spec
+    return spec
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ModelNotFoundError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
