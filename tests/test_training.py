@@ -29,7 +29,7 @@ def test_loss_falls_and_accuracy_is_real(trained):
 
 
 def test_artifacts_written_and_reload_exactly(trained, mnist):
-    from edgecls.training.pipeline import predict_probabilities
+    from edgecls.exporters.reference import keras_probabilities
 
     art = trained.artifacts
     assert art.exists() and art.history_path.is_file()
@@ -37,7 +37,7 @@ def test_artifacts_written_and_reload_exactly(trained, mnist):
     assert card["classes"] == list("0123456789") and card["input_spec"]["channels"] == 1
     assert card["params"] == 29402 and card["training"]["epochs_run"] == 2
     model = load_keras_model(art.keras_path)
-    probs = predict_probabilities(model, mnist.test.x)
+    probs = keras_probabilities(model, mnist.test.x)
     assert np.isclose((probs.argmax(1) == mnist.test.y).mean(), card["test"]["accuracy"], atol=1e-4)
     assert not list(art.directory.glob("*.tmp*"))  # atomic writes leave no temp files
 

@@ -19,7 +19,7 @@ def evaluate_artifact(
 ) -> dict[str, Any]:
     """Accuracy and per-class metrics of artifacts/<name>/model.keras, with the recorded figure beside it."""
     from .data import load_dataset, load_image_folder
-    from .training.pipeline import predict_probabilities
+    from .exporters.reference import keras_probabilities
 
     card = artifacts.read_card()
     if card is None or not artifacts.keras_path.is_file():
@@ -34,7 +34,7 @@ def evaluate_artifact(
         dataset = load_dataset(card["dataset"], data_dir)
         test, source = dataset.test, dataset.source
     model = load_keras_model(artifacts.keras_path)
-    probs = predict_probabilities(model, test.x)
+    probs = keras_probabilities(model, test.x)
     report = classification_report(test.y, probs.argmax(axis=1), card["classes"])
     return {
         "model": artifacts.name,

@@ -9,12 +9,12 @@ import sys
 import typer
 
 from ..runtime.errors import EdgeclsError
-from . import evaluate, models, train
+from . import evaluate, export, models, train
 from .app import app, console
 
 __all__ = ["app", "main"]
 
-_ = (evaluate, models, train)  # command modules register themselves on `app`
+_ = (evaluate, export, models, train)  # command modules register themselves on `app`
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import tensorflow as tf
 
 from ..data.types import Split
@@ -41,8 +40,3 @@ def make_dataset(
         )
     return ds.prefetch(tf.data.AUTOTUNE)
 
-
-def predict_probabilities(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Run a Keras model over uint8 pixels without copying the whole set to float32 at once."""
-    ds = tf.data.Dataset.from_tensor_slices(x).batch(batch_size).map(lambda b: tf.cast(b, tf.float32))
-    return model.predict(ds, verbose=0)

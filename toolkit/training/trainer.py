@@ -141,7 +141,8 @@ def train_model(
     import keras
     import tensorflow as tf
 
-    from .pipeline import make_dataset, predict_probabilities
+    from ..exporters.reference import keras_probabilities
+    from .pipeline import make_dataset
 
     cfg = spec.train
     epochs = epochs or cfg.epochs
@@ -204,9 +205,9 @@ def train_model(
         model.load_weights(best_weights)
     best_epoch = int(np.argmax(history["val_accuracy"]))
 
-    probs = predict_probabilities(model, dataset.test.x)
+    probs = keras_probabilities(model, dataset.test.x)
     report = classification_report(dataset.test.y, probs.argmax(axis=1), dataset.classes)
-    val_probs = predict_probabilities(model, val_split.x)
+    val_probs = keras_probabilities(model, val_split.x)
     val_acc = float((val_probs.argmax(axis=1) == val_split.y).mean())
 
     # Ship an inference copy: same weights, no optimizer state (smaller, nothing to resume).

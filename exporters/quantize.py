@@ -1,0 +1,116 @@
+"""int8 and fp16 variants with onnxruntime's own tools.
+
+Static int8: QDQ format, per-channel int8 weights, uint8 activations (the U8S8 combination
+onnxruntime's x86 kernels are fastest at), calibrated on real training images.
+Dynamic int8: weights only, for MatMul/Gemm; the fallback for models where static
+calibration does not hold accuracy (and the natural choice for MLPs).
+fp16: for GPU targets; inputs and outputs stay float32 so callers need not change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from ..runtime.spec import InputSpec
+from .errors import ExportError
+
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+QUANT_MODES = ("static", "dynamic", "auto")
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    mode: str = "auto"  # static | dynamic | auto (static, or dynamic if static fails its gate)
+    calibration: str = "minmax"
+    calib_size: int = 512
+    per_channel: bool = True
+    seed: int = 1337
+
+    def __post_init__(self) -> None:
+        if self.mode not in QUANT_MODES:
+            raise ExportError(f"quantization mode must be one of {', '.join(QUANT_MODES)}, got {self.mode!r}")
+        if self.calibration not in CALIBRATION_METHODS:
+            raise ExportError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {self.calibration!r}")
+        if self.calib_size < 1:
+            raise ExportError("calibration size must be at least 1 image")
+
+
+def stratified_sample(y: Optional[np.ndarray], n_total: int, size: int, seed: int) -> np.ndarray:
+    """Indices of `size` items with every class represented in proportion (all classes when labels exist)."""
+    rng = np.random.default_rng(seed)
+    if y is None or size >= n_total:
+        return np.sort(rng.permutation(n_total)[: min(size, n_total)])
+    classes, counts = np.unique(y, return_counts=True)
+    exact = counts / counts.sum() * size
+    quota = np.minimum(counts, np.maximum(1, np.floor(exact).astype(int)))
+    for i in np.argsort(-(exact - np.floor(exact))):  # hand out the remainder by largest fraction
+        if quota.sum() >= size:
+            break
+        if quota[i] < counts[i]:
+            quota[i] += 1
+    picked = [rng.permutation(np.flatnonzero(y == c))[:q] for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(picked))
+
+
+def _reader(pixels: np.ndarray, spec: InputSpec, batch_size: int = 64):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    from ..runtime.preprocess import to_batch
+
+    class PixelReader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches: Iterator = (
+                {"pixels": to_batch(pixels[i : i + batch_size], spec)} for i in range(0, len(pixels), batch_size))
+
+        def get_next(self):
+            return next(self._batches, None)
+
+    return PixelReader()
+
+
+def quantize_static_int8(fp32: bytes, calib_pixels: np.ndarray, spec: InputSpec, options: QuantOptions) -> bytes:
+    """calib_pixels: uint8 (N,H,W,C) real images; spec: the exported (ONNX) input spec."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if len(calib_pixels) == 0:
+        raise ExportError("calibration needs at least one image")
+    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+              "entropy": CalibrationMethod.Entropy}[options.calibration]
+    with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
+        src, pre, out = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(fp32)
+        quant_pre_process(str(src), str(pre))
+        with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress; keep stdout clean
+            quantize_static(
+                str(pre), str(out), _reader(calib_pixels, spec),
+                quant_format=QuantFormat.QDQ, per_channel=options.per_channel,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+            )
+        return out.read_bytes()
+
+
+def quantize_dynamic_int8(fp32: bytes) -> bytes:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
+        src, out = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(fp32)
+        quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gemm"])
+        return out.read_bytes()
+
+
+def to_fp16(fp32: bytes) -> bytes:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load_from_string(fp32), keep_io_types=True)
+    return model.SerializeToString()

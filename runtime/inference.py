@@ -1,0 +1,21 @@
+"""Batched execution of an ONNX classifier over raw pixels, in the model's own layout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spec import InputSpec
+
+
+def run_batches(session, pixels: np.ndarray, spec: InputSpec, batch_size: int = 512) -> np.ndarray:
+    """pixels: uint8 or float (N,H,W,C). Returns the model's (N, classes) output as float32."""
+    input_name = session.get_inputs()[0].name
+    outputs = []
+    for start in range(0, len(pixels), batch_size):
+        batch = pixels[start : start + batch_size].astype(np.float32, copy=False)
+        if spec.layout == "NCHW":
+            batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        outputs.append(session.run(None, {input_name: batch})[0])
+    if not outputs:
+        return np.zeros((0, 0), np.float32)
+    return np.concatenate(outputs).astype(np.float32, copy=False)

@@ -1,0 +1,92 @@
+"""The metadata keys an edgecls ONNX model carries, so any app can use it without edgecls.
+
+Every value is a string (ONNX metadata_props); structured values are JSON. The exporters
+write these keys and the runtime reads them; both import them from here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import EdgeclsError
+from .spec import InputSpec
+
+PREFIX = "edgecls."
+FORMAT_VERSION = "1"
+
+KEYS = {
+    "format_version": "metadata layout version (\"1\")",
+    "name": "model name (zoo name or the user's)",
+    "variant": "fp32 | int8 | int8-dynamic | fp16",
+    "labels": "JSON list of class names, index = output column",
+    "input": "JSON input spec: height, width, channels (1 grey / 3 RGB), layout (NCHW|NHWC), dtype, pixel_min, pixel_max",
+    "output": "what the output holds: \"probabilities\" (softmax over labels)",
+    "dataset": "training data set",
+    "source_sha256": "sha256 of the Keras model it was exported from",
+    "versions": "JSON: edgecls, tensorflow, keras, tf2onnx, onnx, onnxruntime versions and opset",
+    "quantization": "JSON: method, calibration method and size, per-channel, format (int8 variants only)",
+    "validation": "JSON: data, samples, accuracy of Keras and of this variant, top-1 agreement, max/mean abs diff, gates",
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an exported model says about itself."""
+
+    name: str
+    variant: str
+    labels: tuple[str, ...]
+    input_spec: InputSpec
+    output: str = "probabilities"
+    dataset: str = ""
+    source_sha256: str = ""
+    versions: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    def to_metadata(self) -> dict[str, str]:
+        values: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "variant": self.variant,
+            "labels": list(self.labels),
+            "input": self.input_spec.to_dict(),
+            "output": self.output,
+            "dataset": self.dataset,
+            "source_sha256": self.source_sha256,
+            "versions": self.versions,
+            "quantization": self.quantization,
+            "validation": self.validation,
+        }
+        return {PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str], source: str = "<model>") -> "ModelInfo":
+        def get(key: str, default: Any = None, as_json: bool = False) -> Any:
+            raw = meta.get(PREFIX + key)
+            if raw is None:
+                return default
+            try:
+                return json.loads(raw) if as_json else raw
+            except json.JSONDecodeError:
+                raise EdgeclsError(f"{source}: metadata {PREFIX + key} is not valid JSON") from None
+
+        labels = get("labels", as_json=True)
+        spec = get("input", as_json=True)
+        if labels is None or spec is None:
+            raise EdgeclsError(f"{source}: not an edgecls model (no {PREFIX}labels / {PREFIX}input metadata); "
+                               "export it with `edgecls export`")
+        return cls(
+            name=get("name", ""),
+            variant=get("variant", "fp32"),
+            labels=tuple(labels),
+            input_spec=InputSpec.from_dict(spec),
+            output=get("output", "probabilities"),
+            dataset=get("dataset", ""),
+            source_sha256=get("source_sha256", ""),
+            versions=get("versions", {}, as_json=True),
+            quantization=get("quantization", {}, as_json=True),
+            validation=get("validation", {}, as_json=True),
+        )

@@ -1,0 +1,67 @@
+"""onnxruntime sessions: pick the device, keep ONNX Runtime quiet, report what actually runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+from .errors import EdgeclsError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _ort():
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise EdgeclsError("onnxruntime is not installed: pip install 'edgecls[cpu]' (or 'edgecls[gpu]' for CUDA)") from None
+    return ort
+
+
+def available_providers() -> list[str]:
+    return list(_ort().get_available_providers())
+
+
+def create_session(
+    model: Union[str, os.PathLike, bytes],
+    device: str = "auto",
+    threads: Optional[int] = None,
+):
+    """An InferenceSession on `device`. `auto` uses CUDA when onnxruntime-gpu sees a GPU, else CPU."""
+    ort = _ort()
+    if device not in DEVICES:
+        raise EdgeclsError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: no provider fallback spew on CPU-only machines
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise EdgeclsError("device cuda requested but this onnxruntime has no CUDA support "
+                           "(install edgecls[gpu] on a machine with an NVIDIA GPU)")
+    providers = ["CPUExecutionProvider"]
+    if device in ("cuda", "auto") and has_cuda:
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    name = str(model) if not isinstance(model, bytes) else "<model bytes>"
+    if not isinstance(model, bytes):
+        path = Path(model)
+        if not path.is_file():
+            raise EdgeclsError(f"{path}: no such model file")
+        model = str(path)
+    try:
+        session = ort.InferenceSession(model, options, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+        if device == "auto" and providers[0] == "CUDAExecutionProvider":
+            return create_session(model, "cpu", threads)  # CUDA present but unusable: fall back quietly
+        raise EdgeclsError(f"{name}: cannot load ONNX model ({str(exc).splitlines()[0][:300]})") from None
+    if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
+        raise EdgeclsError(f"{name}: CUDA provider failed to initialise (is a GPU visible and CUDA 12/13 installed?)")
+    return session
+
+
+def session_provider(session) -> str:
+    """The provider that actually runs the graph (first of those ORT kept)."""
+    return session.get_providers()[0]

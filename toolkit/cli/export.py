@@ -1,0 +1,128 @@
+"""`edgecls export` and `edgecls validate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console
+
+
+def _gates(max_diff: float, min_agreement: float, max_int8_drop: float):
+    from ..exporters.validate import Gates
+
+    return Gates(fp32_min_agreement=min_agreement / 100, fp32_max_abs_diff=max_diff,
+                 int8_max_accuracy_drop=max_int8_drop)
+
+
+GateOptions = dict(
+    max_diff=typer.Option(1e-4, "--max-diff", help="fp32 gate: max abs difference of probabilities vs Keras."),
+    min_agreement=typer.Option(100.0, "--min-agreement", help="fp32 gate: top-1 agreement with Keras, percent."),
+    max_int8_drop=typer.Option(0.5, "--max-int8-drop", help="int8 gate: max accuracy drop vs Keras, points."),
+)
+
+
+def print_variants(rows: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("variant", "size", "Keras acc", "ONNX acc", "agreement", "max |diff|", "mean |diff|", "gate"):
+        table.add_column(col, justify="left" if col in ("variant", "gate") else "right")
+    for r in rows:
+        v = r["validation"]
+        acc = lambda key: f"{v[key] * 100:.2f}%" if key in v else "n/a"  # noqa: E731
+        if r.get("superseded"):
+            gate = "[yellow]replaced by dynamic[/]"
+        elif r["passed"]:
+            gate = "[green]pass[/]" + ("" if r.get("written", True) else " [dim](not written)[/]")
+        else:
+            gate = "[red]FAIL[/] " + "; ".join(r["failures"])
+        table.add_row(r["variant"], f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
+                      f"{v['top1_agreement'] * 100:.2f}%", f"{v['max_abs_diff']:.1e}", f"{v['mean_abs_diff']:.1e}", gate)
+    console.print(table)
+
+
+@app.command()
+def export(
+    target: str = typer.Argument(..., help="Zoo model in artifacts/ (e.g. mnist) or a path to a .keras file."),
+    int8: bool = typer.Option(False, "--int8", help="Also export a calibrated int8 model (static QDQ, per-channel)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also export an fp16 model (for GPU targets)."),
+    quant: str = typer.Option("auto", "--quant", help="int8 method: static | dynamic | auto (dynamic if static fails)."),
+    calib_data: OptPath = typer.Option(None, "--calib-data", help="Calibration images, folder/<class>/*."),
+    calib_size: int = typer.Option(512, "--calib-size", help="Calibration images, a stratified sample."),
+    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | percentile | entropy."),
+    labels: OptPath = typer.Option(None, "--labels", help="Class names, one per line (for a .keras file)."),
+    eval_data: OptPath = typer.Option(None, "--eval-data", help="Labelled folder to validate on (default: test set)."),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Validate on a stratified sample of N test images."),
+    out: OptPath = typer.Option(None, "--out", help="Output folder (default: beside the Keras model)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset."),
+    max_diff: float = GateOptions["max_diff"],
+    min_agreement: float = GateOptions["min_agreement"],
+    max_int8_drop: float = GateOptions["max_int8_drop"],
+    as_json: bool = JsonOption,
+    data_dir: OptPath = DataDirOption,
+    artifacts: OptPath = ArtifactsOption,
+) -> None:
+    """Convert to ONNX, validate every variant against Keras, write only what passes its gate."""
+    from ..exporters.errors import GateError
+    from ..exporters.export import run_export
+    from ..exporters.quantize import QuantOptions
+    from ..exporting import prepare_job
+
+    variants = ("fp32",) + (("int8",) if int8 else ()) + (("fp16",) if fp16 else ())
+    job, notes = prepare_job(
+        target, variants=variants, artifacts=artifacts, data_dir=data_dir, calib_data=calib_data,
+        eval_data=eval_data, labels_file=labels, eval_limit=eval_limit, out_dir=out, opset=opset,
+        quant=QuantOptions(mode=quant, calibration=calib_method, calib_size=calib_size),
+        gates=_gates(max_diff, min_agreement, max_int8_drop),
+    )
+    for note in notes:
+        console.print(f"[yellow]{note}[/]", highlight=False)
+    log = (lambda m: None) if as_json else (lambda m: console.print(f"[dim]{m}[/]", highlight=False))
+    try:
+        report = run_export(job, on_log=log)
+    except GateError as exc:
+        if exc.report is not None:
+            if as_json:
+                print(json.dumps(exc.report, indent=2))
+            else:
+                print_variants(exc.report["variants"], f"{job.name}: validated on {job.eval_data.description}")
+        raise
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    print_variants(report["variants"], f"{job.name}: validated on {job.eval_data.description}")
+    for r in report["variants"]:
+        if r["written"]:
+            console.print(f"[green]wrote[/] {r['path']}", highlight=False)
+    console.print(f"report: {Path(job.out_dir) / (job.name + '.export.json')}", highlight=False)
+
+
+@app.command()
+def validate(
+    model: Path = typer.Argument(..., help="An exported .onnx file."),
+    keras_model: OptPath = typer.Option(None, "--keras", help="The Keras source (default: artifacts/<name>/model.keras)."),
+    eval_data: OptPath = typer.Option(None, "--eval-data", help="Labelled folder to validate on (default: test set)."),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Validate on a stratified sample of N images."),
+    max_diff: float = GateOptions["max_diff"],
+    min_agreement: float = GateOptions["min_agreement"],
+    max_int8_drop: float = GateOptions["max_int8_drop"],
+    as_json: bool = JsonOption,
+    data_dir: OptPath = DataDirOption,
+    artifacts: OptPath = ArtifactsOption,
+) -> None:
+    """Re-run validation of an exported model against its Keras source; exits 1 if a gate fails."""
+    from ..exporting import revalidation_inputs
+    from ..exporters.export import revalidate
+    from ..runtime.errors import EdgeclsError
+
+    source, data = revalidation_inputs(model, keras_model, eval_data, eval_limit, artifacts, data_dir)
+    result = revalidate(model, source, data, _gates(max_diff, min_agreement, max_int8_drop))
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_variants([result], f"{result['name']}: validated on {data.description}")
+    if not result["passed"]:
+        raise EdgeclsError(f"{model}: validation gate failed: {'; '.join(result['failures'])}")

@@ -1,0 +1,173 @@
+"""Toolkit side of export: find the Keras model and the data, then hand a job to edgecls.exporters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from . import config
+from .artifacts import ModelArtifacts, load_keras_model, sha256_file
+from .errors import DataError, ModelNotFoundError
+from .exporters.errors import ExportError
+from .exporters.export import EvalData, ExportJob
+from .exporters.quantize import QuantOptions, stratified_sample
+from .exporters.validate import Gates
+from .runtime.spec import InputSpec
+
+RANDOM_SAMPLE = 256
+
+
+def read_labels_file(path: Path) -> tuple[str, ...]:
+    if not path.is_file():
+        raise ExportError(f"{path}: labels file not found")
+    labels = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    if not labels:
+        raise ExportError(f"{path}: labels file is empty (expected one class name per line)")
+    return labels
+
+
+def read_labelled_folder(folder: Path, spec: InputSpec, classes: Optional[tuple[str, ...]] = None):
+    """All images of `folder/<class>/`; raises a clear error for a missing, empty or unlabelled folder."""
+    from .data.folders import read_labelled_images
+
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a directory")
+    found = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    if not found:
+        loose = any(p.is_file() for p in folder.iterdir())
+        raise DataError(f"{folder}: {'unlabelled images' if loose else 'empty folder'}; "
+                        "put images in one sub-folder per class (folder/<class>/*.png)")
+    classes = classes or found
+    missing = [c for c in found if c not in classes]
+    if missing:
+        raise DataError(f"{folder}: sub-folders {missing} are not among the model's labels {list(classes)}")
+    skipped: list[str] = []
+    split = read_labelled_images(folder, list(classes), spec, skipped)
+    return split, classes, skipped
+
+
+def prepare_job(
+    target: str,
+    *,
+    variants: tuple[str, ...],
+    artifacts: Optional[config.PathLike] = None,
+    data_dir: Optional[config.PathLike] = None,
+    calib_data: Optional[Path] = None,
+    eval_data: Optional[Path] = None,
+    labels_file: Optional[Path] = None,
+    eval_limit: Optional[int] = None,
+    out_dir: Optional[Path] = None,
+    quant: QuantOptions = QuantOptions(),
+    gates: Gates = Gates(),
+    opset: int = 17,
+) -> tuple[ExportJob, list[str]]:
+    """Build the export job for a zoo name (artifacts/<name>/model.keras) or a path to a .keras file."""
+    from .exporters.convert import image_input_spec
+
+    notes: list[str] = []
+    path = Path(target)
+    card: Optional[dict[str, Any]] = None
+    if path.suffix == ".keras" or path.is_file():
+        keras_path, name = path, path.stem
+        default_out = path.parent
+    else:
+        art = ModelArtifacts.for_name(target, artifacts)
+        card = art.read_card()
+        if card is None or not art.keras_path.is_file():
+            raise ModelNotFoundError(f"no trained model {target!r} at {art.directory} and no such .keras file; "
+                                     f"train it first (`edgecls train {target}`)")
+        keras_path, name, default_out = art.keras_path, target, art.directory
+    if not keras_path.is_file():
+        raise ExportError(f"{keras_path}: no such file")
+    model = load_keras_model(keras_path)
+    spec = image_input_spec(model)
+
+    if labels_file is not None:
+        labels = read_labels_file(labels_file)
+    elif card is not None:
+        labels = tuple(card["classes"])
+    else:
+        labels = ()
+
+    calib_pixels = calib_labels = None
+    if calib_data is not None:
+        split, found, skipped = read_labelled_folder(calib_data, spec, labels or None)
+        labels = labels or found
+        notes += [f"skipped {s}" for s in skipped]
+        calib_pixels, calib_labels = split.x, split.y
+
+    dataset_name = card["dataset"] if card else ""
+    if eval_data is not None:
+        split, _, skipped = read_labelled_folder(eval_data, spec, labels or None)
+        notes += [f"skipped {s}" for s in skipped]
+        evaluation = EvalData(split.x, split.y, f"{eval_data} ({len(split)} images)")
+    elif card is not None:
+        from .data import load_dataset
+
+        dataset = load_dataset(card["dataset"], data_dir)
+        test = dataset.test
+        what = f"{dataset.name} {card['test']['split']}"
+        if eval_limit and eval_limit < len(test):
+            test = test.take(stratified_sample(test.y, len(test), eval_limit, quant.seed))
+            what += f", stratified sample of {len(test)}"
+        evaluation = EvalData(test.x, test.y, f"{what} ({len(test)} images)")
+        if calib_pixels is None:
+            calib_pixels, calib_labels = dataset.train.x, dataset.train.y
+    elif calib_pixels is not None:
+        evaluation = EvalData(calib_pixels, calib_labels, f"{calib_data} ({len(calib_pixels)} images, also used to calibrate)")
+    else:
+        rng = np.random.default_rng(quant.seed)
+        evaluation = EvalData(rng.integers(0, 256, (RANDOM_SAMPLE, *spec.shape), dtype=np.uint8), None,
+                              f"{RANDOM_SAMPLE} random images (no data given: agreement and differences only)")
+        notes.append("no labelled data: validated on random pixels (give --eval-data for accuracy)")
+    if not labels:
+        raise ExportError(f"{keras_path}: no class labels; give --labels labels.txt or a labelled --calib-data folder")
+    if "int8" in variants and quant.mode != "dynamic" and calib_pixels is None:
+        raise ExportError("int8 needs calibration images: give --calib-data folder/<class>/*.png")
+    if calib_pixels is not None:
+        pick = stratified_sample(calib_labels, len(calib_pixels), quant.calib_size, quant.seed)
+        calib_pixels = calib_pixels[pick]
+
+    job = ExportJob(
+        model=model, name=name, labels=labels, out_dir=Path(out_dir or default_out), eval_data=evaluation,
+        calib_pixels=calib_pixels, dataset=dataset_name or (str(calib_data) if calib_data else ""),
+        source_sha256=sha256_file(keras_path), variants=variants, quant=quant, gates=gates, opset=opset,
+    )
+    return job, notes
+
+
+def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: Optional[Path],
+                        eval_limit: Optional[int], artifacts: Optional[config.PathLike],
+                        data_dir: Optional[config.PathLike]) -> tuple[Any, EvalData]:
+    """The Keras model an exported file came from (checked by sha256) and the data to validate on."""
+    from .runtime.metadata import ModelInfo
+    from .runtime.session import create_session
+
+    info = ModelInfo.from_metadata(create_session(onnx_path, "cpu").get_modelmeta().custom_metadata_map,
+                                   str(onnx_path))
+    art = ModelArtifacts.for_name(info.name, artifacts)
+    keras_path = Path(keras_path) if keras_path else art.keras_path
+    if not keras_path.is_file():
+        raise ModelNotFoundError(f"{onnx_path}: its Keras source is not at {keras_path}; give --keras")
+    if info.source_sha256 and sha256_file(keras_path) != info.source_sha256:
+        raise ExportError(f"{onnx_path}: was exported from a different Keras model than {keras_path} "
+                          "(sha256 differs); re-export it or give the right --keras")
+    model = load_keras_model(keras_path)
+    spec = InputSpec(info.input_spec.height, info.input_spec.width, info.input_spec.channels)
+    if eval_data is not None:
+        split, _, _ = read_labelled_folder(eval_data, spec, info.labels)
+        return model, EvalData(split.x, split.y, f"{eval_data} ({len(split)} images)")
+    if not info.dataset:
+        raise DataError(f"{onnx_path}: no training data set recorded; give --eval-data folder/<class>/")
+    from .data import DATASETS, load_dataset
+
+    if info.dataset not in DATASETS:
+        raise DataError(f"{onnx_path}: trained on {info.dataset!r}, not a reference data set; give --eval-data")
+    test = load_dataset(info.dataset, data_dir).test
+    what = f"{info.dataset} test"
+    if eval_limit and eval_limit < len(test):
+        test = test.take(stratified_sample(test.y, len(test), eval_limit, 1337))
+        what += f", stratified sample"
+    return model, EvalData(test.x, test.y, f"{what} ({len(test)} images)")
