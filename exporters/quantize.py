@@ -93,8 +93,16 @@ def quantize_static_int8(fp32: bytes, calib_pixels: np.ndarray, spec: InputSpec,
                 str(pre), str(out), _reader(calib_pixels, spec),
                 quant_format=QuantFormat.QDQ, per_channel=options.per_channel,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                nodes_to_exclude=_softmax_nodes(pre),
             )
         return out.read_bytes()
+
+
+def _softmax_nodes(path: Path) -> list[str]:
+    """The output Softmax stays float: quantizing it would round probabilities to steps of 1/255."""
+    import onnx
+
+    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Softmax"]
 
 
 def quantize_dynamic_int8(fp32: bytes) -> bytes:

@@ -6,14 +6,13 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from .runtime.paths import ARTIFACTS_ENV, artifacts_dir  # noqa: F401  (one definition, in the runtime)
+
 PathLike = Union[str, os.PathLike]
 
 DATA_ENV = "EDGECLS_DATA"
 CACHE_ENV = "EDGECLS_CACHE"
-ARTIFACTS_ENV = "EDGECLS_ARTIFACTS"
 OFFLINE_ENV = "EDGECLS_OFFLINE"
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def data_dir(explicit: Optional[PathLike] = None) -> Path:
@@ -33,16 +32,6 @@ def cache_dir(explicit: Optional[PathLike] = None) -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "edgecls"
-
-
-def artifacts_dir(explicit: Optional[PathLike] = None) -> Path:
-    """Trained models and reports. A source checkout uses its own artifacts/ (the shipped models)."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get(ARTIFACTS_ENV):
-        return Path(os.environ[ARTIFACTS_ENV]).expanduser()
-    shipped = _REPO_ROOT / "artifacts"
-    return shipped if shipped.is_dir() else Path.cwd() / "artifacts"
 
 
 def offline() -> bool:

@@ -9,16 +9,16 @@ import sys
 import typer
 
 from ..runtime.errors import EdgeclsError
-from . import evaluate, export, models, train
+from . import evaluate, export, infer, models, train
 from .app import app, console
 
 __all__ = ["app", "main"]
 
-_ = (evaluate, export, models, train)  # command modules register themselves on `app`
+_ = (evaluate, export, infer, models, train)  # command modules register themselves on `app`
 
 
 def main() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the terminal
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter off the terminal
     try:
         app()
     except EdgeclsError as exc:

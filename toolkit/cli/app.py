@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(soft_wrap=True)  # messages carry paths: never break them
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DataDirOption = typer.Option(
     None, "--data-dir", envvar="EDGECLS_DATA", help="Folder holding the data set files (mnist.npz, cifar10.tar.gz, ...)."

@@ -10,7 +10,7 @@ from ..errors import DataError
 from ..runtime.errors import ImageError
 from ..runtime.preprocess import load_pixels
 from ..runtime.spec import InputSpec
-from .readers import IMAGE_SUFFIXES
+from ..runtime.files import IMAGE_SUFFIXES
 from .types import Dataset, Split, stratified_holdout
 
 

@@ -17,11 +17,11 @@ import numpy as np
 
 from ..errors import DataError
 from ..runtime.errors import ImageError
+from ..runtime.files import IMAGE_SUFFIXES
 from ..runtime.preprocess import load_pixels
 from ..runtime.spec import InputSpec
 from .types import Split
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
 def verify_checksum(path: Path) -> None:

@@ -1,0 +1,102 @@
+"""Classifier: the embeddable API. Labels and preprocessing come from the model's own metadata."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import EdgeclsError
+from .metadata import ModelInfo
+from .paths import resolve_model
+from .preprocess import ImageSource, load_pixels
+from .session import create_session, session_provider
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    index: int
+    score: float  # probability of the top class
+    top_k: tuple[tuple[str, float], ...]  # best first
+    probabilities: np.ndarray  # over all labels
+
+
+class Classifier:
+    """An exported edgecls model ready to run.
+
+    >>> clf = Classifier("artifacts/mnist/mnist.int8.onnx")       # or Classifier("mnist", variant="int8")
+    >>> clf.predict(["a.png", pil_image, numpy_array])[0].label
+    """
+
+    def __init__(
+        self,
+        model: Union[str, os.PathLike],
+        *,
+        variant: str = "fp32",
+        device: str = "auto",
+        threads: Optional[int] = None,
+        artifacts: Optional[Union[str, os.PathLike]] = None,
+    ) -> None:
+        self.path: Path = resolve_model(model, variant, artifacts)
+        self._session = create_session(self.path, device, threads)
+        self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
+        self.spec = self.info.input_spec
+        self.labels = self.info.labels
+        self._input = self._session.get_inputs()[0].name
+        self._output = self._session.get_outputs()[0].name
+
+    @property
+    def provider(self) -> str:
+        """The onnxruntime execution provider actually running the model."""
+        return session_provider(self._session)
+
+    def load(self, source: ImageSource) -> np.ndarray:
+        """One source -> uint8 HxWxC pixels at the model's size (raises ImageError naming the source)."""
+        return load_pixels(source, self.spec)
+
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for a batch of pixels, uint8 or float (N,H,W,C), or already in the model's layout."""
+        batch = np.asarray(pixels)
+        if batch.ndim == 3 and self.spec.channels == 1 and batch.shape[1:] == (self.spec.height, self.spec.width):
+            batch = batch[..., None]  # (N,H,W) grey
+        if batch.ndim != 4:
+            raise EdgeclsError(f"expected a batch (N,H,W,C) of images, got shape {batch.shape}")
+        batch = batch.astype(np.float32, copy=False)
+        if self.spec.layout == "NCHW" and batch.shape[1:] != self.spec.shape:
+            if batch.shape[1:] != (self.spec.height, self.spec.width, self.spec.channels):
+                raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
+                                   f"got {batch.shape[1:]}")
+            batch = batch.transpose(0, 3, 1, 2)
+        elif self.spec.layout == "NHWC" and batch.shape[1:] != self.spec.shape:
+            raise EdgeclsError(f"expected images of shape {self.spec.shape}, got {batch.shape[1:]}")
+        return self._session.run([self._output], {self._input: np.ascontiguousarray(batch)})[0]
+
+    def predict(self, sources: Union[ImageSource, Sequence[ImageSource]], top_k: int = 1) -> list[Prediction]:
+        """Paths, bytes, PIL images or arrays -> one Prediction each (a single source gives a list of one)."""
+        if isinstance(sources, (str, os.PathLike, bytes, bytearray)) or not isinstance(sources, Iterable) or (
+                isinstance(sources, np.ndarray) and sources.ndim <= 3):
+            sources = [sources]  # type: ignore[list-item]
+        pixels = [self.load(s) for s in sources]  # type: ignore[union-attr]
+        if not pixels:
+            return []
+        return self.decode(self.run(np.stack(pixels)), top_k)
+
+    def decode(self, probabilities: np.ndarray, top_k: int = 1) -> list[Prediction]:
+        """Turn an (N, classes) probability array into Predictions."""
+        k = max(1, min(top_k, len(self.labels)))
+        order = np.argsort(-probabilities, axis=1)[:, :k]
+        out = []
+        for row, best in zip(probabilities, order):
+            out.append(Prediction(
+                label=self.labels[best[0]], index=int(best[0]), score=float(row[best[0]]),
+                top_k=tuple((self.labels[i], float(row[i])) for i in best), probabilities=row,
+            ))
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Classifier({str(self.path)!r}, variant={self.info.variant}, labels={len(self.labels)}, "
+                f"input={self.spec.height}x{self.spec.width}x{self.spec.channels}, provider={self.provider})")
