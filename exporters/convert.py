@@ -13,6 +13,7 @@ from typing import Any
 
 from ..runtime.spec import InputSpec
 from .errors import ExportError
+from .optimize import optimize_graph
 
 DEFAULT_OPSET = 17  # ONNX 1.12+: supported by every onnxruntime >= 1.13, CPU, CUDA and mobile builds
 INPUT_NAME = "pixels"
@@ -69,8 +70,8 @@ def _unsupported_ops(proto) -> list[str]:
     return [f"{op} (in {layer})" for op, layer in sorted(bad.items())]
 
 
-def keras_to_onnx(model: Any, spec: InputSpec, opset: int = DEFAULT_OPSET, nchw: bool = True):
-    """Convert, check and shape-infer. Returns (onnx.ModelProto, the exported input spec)."""
+def keras_to_onnx(model: Any, spec: InputSpec, opset: int = DEFAULT_OPSET, nchw: bool = True, optimize: bool = True):
+    """Convert, check, optimise, shape-infer. Returns (onnx.ModelProto, exported input spec, rewrites applied)."""
     import onnx
     import tensorflow as tf
     import tf2onnx
@@ -94,9 +95,10 @@ def keras_to_onnx(model: Any, spec: InputSpec, opset: int = DEFAULT_OPSET, nchw:
                           "(replace those layers with standard ones)")
     try:
         onnx.checker.check_model(proto, full_check=True)
+        rewrites = optimize_graph(proto) if optimize else {}
         proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     except Exception as exc:  # noqa: BLE001
         raise ExportError(f"model {model.name!r}: converted graph fails the ONNX checker: {exc}") from None
     proto.producer_name = "edgecls"
     exported = InputSpec(spec.height, spec.width, spec.channels, layout="NCHW" if nchw else "NHWC")
-    return proto, exported
+    return proto, exported, rewrites

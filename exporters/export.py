@@ -107,7 +107,7 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
     on_log(f"Keras reference on {job.eval_data.description}")
     reference = keras_probabilities(job.model, job.eval_data.x)
     on_log("converting with tf2onnx")
-    proto, onnx_spec = keras_to_onnx(job.model, spec, opset=job.opset, nchw=job.nchw)
+    proto, onnx_spec, rewrites = keras_to_onnx(job.model, spec, opset=job.opset, nchw=job.nchw)
     fp32 = proto.SerializeToString()
     versions = _versions(job.opset)
 
@@ -153,6 +153,7 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
         "source_sha256": job.source_sha256,
         "validation_data": job.eval_data.description,
         "input_spec": onnx_spec.to_dict(),
+        "graph_rewrites": rewrites,
         "gates": job.gates.to_dict(),
         "versions": versions,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -177,7 +178,7 @@ def _int8_candidates(job: ExportJob, fp32: bytes, onnx_spec: InputSpec, validate
             raise ExportError("static int8 needs calibration images (--calib-data)")
         on_log(f"int8 static quantization, {q.calibration} calibration on {len(job.calib_pixels)} images")
         info = {"method": "static", "format": "QDQ", "per_channel": q.per_channel, "weights": "int8",
-                "activations": "uint8", "calibration": q.calibration, "calibration_images": int(len(job.calib_pixels))}
+                "activations": "uint8", "float_stem": q.float_stem, "calibration": q.calibration, "calibration_images": int(len(job.calib_pixels))}
         static = validate("int8", "int8", quantize_static_int8(fp32, job.calib_pixels, onnx_spec, q), info)
         out.append(static)
         if not static["failures"] or q.mode == "static":

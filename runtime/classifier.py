@@ -16,7 +16,7 @@ from .preprocess import ImageSource, load_pixels
 from .session import create_session, session_provider
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Prediction:
     label: str
     index: int
@@ -40,9 +40,10 @@ class Classifier:
         device: str = "auto",
         threads: Optional[int] = None,
         artifacts: Optional[Union[str, os.PathLike]] = None,
+        spin: bool = True,
     ) -> None:
         self.path: Path = resolve_model(model, variant, artifacts)
-        self._session = create_session(self.path, device, threads)
+        self._session = create_session(self.path, device, threads, spin)
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
         self.spec = self.info.input_spec
         self.labels = self.info.labels
@@ -87,14 +88,18 @@ class Classifier:
 
     def decode(self, probabilities: np.ndarray, top_k: int = 1) -> list[Prediction]:
         """Turn an (N, classes) probability array into Predictions."""
-        k = max(1, min(top_k, len(self.labels)))
+        labels = self.labels
+        k = max(1, min(top_k, len(labels)))
+        if k == 1:  # the common case, vectorised: this runs once per image in folder inference
+            best = probabilities.argmax(axis=1)
+            scores = probabilities[np.arange(len(best)), best].tolist()
+            return [Prediction(labels[i], i, s, ((labels[i], s),), row)
+                    for i, s, row in zip(best.tolist(), scores, probabilities)]
         order = np.argsort(-probabilities, axis=1)[:, :k]
         out = []
-        for row, best in zip(probabilities, order):
-            out.append(Prediction(
-                label=self.labels[best[0]], index=int(best[0]), score=float(row[best[0]]),
-                top_k=tuple((self.labels[i], float(row[i])) for i in best), probabilities=row,
-            ))
+        for row, best in zip(probabilities, order.tolist()):
+            top = tuple((labels[i], float(row[i])) for i in best)
+            out.append(Prediction(top[0][0], best[0], top[0][1], top, row))
         return out
 
     def __repr__(self) -> str:

@@ -1,39 +1,44 @@
 """Classify an unbounded stream of images with bounded memory.
 
-Decoding runs in a thread pool (Pillow releases the GIL while it decodes and resizes) one or two
-batches ahead of inference, so the CPU decodes batch n+1 while onnxruntime runs batch n.
-At most `prefetch + 1` batches are in memory, however many files there are.
+Decoding runs ahead of inference: while onnxruntime runs batch n, batches n+1.. are decoded.
+File paths are decoded in worker processes (Pillow's Python-level parsing holds the GIL, so
+threads cannot use a second core); in-memory sources (bytes, PIL images, arrays) use threads.
+At most `prefetch + 1` batches are in flight, however many files there are.
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
+import sys
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from .classifier import Classifier, Prediction
 from .errors import ImageError
-from .preprocess import ImageSource, describe
+from .preprocess import ImageSource, describe, load_pixels
+from .spec import InputSpec
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Result:
     source: str
     prediction: Optional[Prediction]
-    error: Optional[str] = None  # why this file was skipped
+    error: Optional[str] = None  # why this source was skipped
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
-def _decode(clf: Classifier, source: ImageSource):
+def _decode_one(source: ImageSource, spec: InputSpec):
     try:
-        return clf.load(source)
+        return load_pixels(source, spec)
     except ImageError as exc:
         return exc.reason
     except MemoryError:
@@ -42,8 +47,33 @@ def _decode(clf: Classifier, source: ImageSource):
         return f"unreadable: {type(exc).__name__}: {exc}"
 
 
-def _decode_chunk(clf: Classifier, chunk: list) -> list:
-    return [_decode(clf, s) for s in chunk]
+def decode_chunk(sources: Sequence[Any], spec: InputSpec) -> tuple[Optional[np.ndarray], list[int], dict[int, str]]:
+    """Decode a chunk: (stacked pixels of the good ones, their positions, {position: error})."""
+    good, positions, errors = [], [], {}
+    for i, source in enumerate(sources):
+        out = _decode_one(source, spec)
+        if isinstance(out, np.ndarray):
+            good.append(out)
+            positions.append(i)
+        else:
+            errors[i] = out
+    return (np.stack(good) if good else None), positions, errors
+
+
+def _worker_init() -> None:
+    import warnings
+
+    from PIL import Image
+
+    # Our own processes: a huge image is already an ImageError, keep Pillow's warning off stderr.
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+def _process_pool(workers: int) -> Executor:
+    # fork starts workers in milliseconds with everything already imported; elsewhere spawn.
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                               initializer=_worker_init)
 
 
 def classify_stream(
@@ -53,11 +83,25 @@ def classify_stream(
     workers: int = 2,
     top_k: int = 1,
     prefetch: int = 2,
+    processes: Optional[bool] = None,
 ) -> Iterator[Result]:
-    """Yield one Result per source, in input order; bad sources come back with their error."""
+    """Yield one Result per source, in input order; bad sources come back with their error.
+
+    processes: decode in worker processes (default: yes when the first source is a file path
+    and workers > 1).
+    """
     iterator = iter(sources)
-    split = max(1, batch_size // max(workers, 1))
-    with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="edgecls-decode") as pool:
+    first = list(itertools.islice(iterator, 1))
+    if not first:
+        return
+    iterator = itertools.chain(first, iterator)
+    if processes is None:
+        processes = workers > 1 and isinstance(first[0], (str, os.PathLike))
+    split = max(1, -(-batch_size // max(workers, 1)))
+    pool: Executor = _process_pool(workers) if processes else ThreadPoolExecutor(
+        max_workers=max(workers, 1), thread_name_prefix="edgecls-decode")
+    spec = clf.spec
+    with pool:
         pending: deque[tuple[list, list[Future]]] = deque()
 
         def submit_next() -> bool:
@@ -65,7 +109,7 @@ def classify_stream(
             if not chunk:
                 return False
             parts = [chunk[i : i + split] for i in range(0, len(chunk), split)]
-            pending.append((chunk, [pool.submit(_decode_chunk, clf, part) for part in parts]))
+            pending.append((chunk, [pool.submit(decode_chunk, part, spec) for part in parts]))
             return True
 
         for _ in range(prefetch + 1):
@@ -74,13 +118,18 @@ def classify_stream(
         while pending:
             chunk, futures = pending.popleft()
             submit_next()
-            decoded = [item for f in futures for item in f.result()]
-            good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
-            predictions = clf.decode(clf.run(np.stack([decoded[i] for i in good])), top_k) if good else []
-            by_index = dict(zip(good, predictions))
+            arrays, where, errors = [], [], {}
+            offset = 0
+            for future in futures:
+                pixels, positions, errs = future.result()
+                if pixels is not None:
+                    arrays.append(pixels)
+                    where.extend(offset + p for p in positions)
+                errors.update({offset + i: e for i, e in errs.items()})
+                offset += split
+            predictions = clf.decode(clf.run(np.concatenate(arrays)), top_k) if arrays else []
+            by_index = dict(zip(where, predictions))
             for i, source in enumerate(chunk):
-                name = describe(source)
-                if i in by_index:
-                    yield Result(name, by_index[i])
-                else:
-                    yield Result(name, None, decoded[i])
+                name = source if isinstance(source, str) else describe(source)
+                prediction = by_index.get(i)
+                yield Result(name, prediction, None if prediction is not None else errors[i])

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console
 
@@ -43,6 +42,8 @@ def _print_report(r: dict[str, Any]) -> None:
     note = f" (recorded {recorded * 100:.2f}%)" if recorded is not None else ""
     console.print(f"[bold]{r['model']}[/] on {r['dataset']} [{r['split']}]: accuracy "
                   f"[bold]{r['accuracy'] * 100:.2f}%[/] over {r['num_samples']} images{note}", highlight=False)
+    from rich.table import Table
+
     table = Table(show_edge=False, pad_edge=False)
     for col in ("class", "precision", "recall", "f1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")

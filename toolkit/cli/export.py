@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.table import Table
 
 from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console
 
@@ -27,6 +26,8 @@ GateOptions = dict(
 
 
 def print_variants(rows: list[dict[str, Any]], title: str) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for col in ("variant", "size", "Keras acc", "ONNX acc", "agreement", "max |diff|", "mean |diff|", "gate"):
         table.add_column(col, justify="left" if col in ("variant", "gate") else "right")

@@ -24,7 +24,7 @@ def infer(
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available) | cpu | cuda."),
     batch_size: int = typer.Option(256, "--batch-size", "-b", min=1, help="Images per inference batch."),
     threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
-    workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=1, help="Decoding threads."),
+    workers: int = typer.Option(os.cpu_count() or 1, "--workers", min=1, help="Decoding worker processes."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     top_k: int = typer.Option(1, "--topk", "-k", min=1, help="Report the k most likely labels."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write predictions to .csv, .json or .jsonl."),
@@ -45,7 +45,8 @@ def infer(
     if fmt not in FORMATS or (output is not None and fmt == "table"):
         raise EdgeclsError(f"unknown output format {fmt!r}; use .csv, .json or .jsonl (or --format)")
     variant = "int8" if int8 else "fp16" if fp16 else "fp32"
-    clf = Classifier(model, variant=variant, device=device, threads=threads, artifacts=artifacts)
+    # Decoding workers share the cores between batches: idle onnxruntime threads must not spin.
+    clf = Classifier(model, variant=variant, device=device, threads=threads, artifacts=artifacts, spin=False)
 
     partial = None
     if output is not None:

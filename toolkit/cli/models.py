@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from .app import ArtifactsOption, JsonOption, OptPath, app, console
 
@@ -67,6 +66,8 @@ def models(
     if markdown:
         print(markdown_table(rows))
         return
+    from rich.table import Table
+
     table = Table(title="edgecls model zoo", show_lines=False)
     for col, just in (("name", "left"), ("role", "left"), ("data set", "left"), ("params", "right"),
                       ("MACs/img", "right"), ("test acc", "right"), ("architecture", "left")):

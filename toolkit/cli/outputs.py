@@ -36,14 +36,20 @@ class Writer:
             fh.write("[")
 
     def write(self, r: Result) -> None:
+        if self.fmt == "csv":  # straight from the Prediction: this runs once per image
+            p = r.prediction
+            if p is None:
+                self._csv.writerow([r.source, "", ""] + ["", ""] * (self.top_k - 1) + [r.error])
+            else:
+                cells: list[Any] = [r.source, p.label, f"{p.score:.6f}"]
+                for i in range(1, self.top_k):
+                    cells += [p.top_k[i][0], f"{p.top_k[i][1]:.6f}"] if i < len(p.top_k) else ["", ""]
+                cells.append("")
+                self._csv.writerow(cells)
+            self.count += 1
+            return
         row = result_dict(r)
-        if self.fmt == "csv":
-            cells: list[Any] = [row["path"], row["label"] or "", "" if row["score"] is None else f"{row['score']:.6f}"]
-            for i in range(1, self.top_k):
-                top = row["top_k"][i] if i < len(row["top_k"]) else None
-                cells += [top["label"], f"{top['score']:.6f}"] if top else ["", ""]
-            self._csv.writerow(cells + [row["error"] or ""])
-        elif self.fmt == "jsonl":
+        if self.fmt == "jsonl":
             self.fh.write(json.dumps(row) + "\n")
         else:
             self.fh.write(("," if self.count else "") + "\n  " + json.dumps(row))
