@@ -146,9 +146,12 @@ def main() -> None:
         r["keras_folder_img_s"] = 10000 / r["keras_folder_s"]
 
     r["python_startup_s"] = wall([PY, "-c", "pass"], 5)
-    probe = ("import time, resource; t = time.perf_counter(); import edgecls.runtime; "
-             "from edgecls.runtime.classifier import Classifier; "
-             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    # Peak RSS from /proc (VmHWM): ru_maxrss would report the benchmark parent's peak, since Linux
+    # carries it across fork+exec.
+    probe = ("import time; t = time.perf_counter(); import edgecls.runtime; "
+             "from edgecls.runtime.classifier import Classifier; dt = time.perf_counter() - t; "
+             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
+             "print(dt, int(hwm) / 1024)")
     samples = [subprocess.run([PY, "-c", probe], check=True, capture_output=True, text=True).stdout.split()
                for _ in range(5)]
     r["import_runtime_s"] = statistics.median(float(s[0]) for s in samples)
