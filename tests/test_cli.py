@@ -86,3 +86,16 @@ def test_train_and_eval_own_folder(tmp_path, mnist):
     result = runner.invoke(app, ["eval", "digits", "--data", str(data), "--artifacts", str(arts), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["num_samples"] == 180
+
+
+def test_exports_table_matches_the_shipped_models(artifacts_root):
+    from edgecls.runtime.classifier import Classifier
+
+    result = runner.invoke(app, ["exports", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {(r["model"], r["variant"]): r for r in json.loads(result.output)}
+    assert ("mnist", "fp32") in rows and ("mnist", "int8") in rows
+    for (model, variant), row in rows.items():
+        clf = Classifier(artifacts_root / model / row["file"], device="cpu")
+        assert clf.info.variant == variant
+        assert clf.info.validation["accuracy"] == row["accuracy"]  # report and embedded metadata agree

@@ -127,3 +127,51 @@ def validate(
         print_variants([result], f"{result['name']}: validated on {data.description}")
     if not result["passed"]:
         raise EdgeclsError(f"{model}: validation gate failed: {'; '.join(result['failures'])}")
+
+
+def export_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
+    """One row per shipped variant, read from the <name>.export.json reports."""
+    from .. import config
+
+    rows = []
+    for path in sorted(config.artifacts_dir(artifacts_root).glob("*/*.export.json")):
+        report = json.loads(path.read_text())
+        for v in report["variants"]:
+            if v.get("written"):
+                val = v["validation"]
+                rows.append({"model": report["name"], "variant": v["variant"], "size_bytes": v["size_bytes"],
+                             "keras_accuracy": val.get("keras_accuracy"), "accuracy": val.get("accuracy"),
+                             "top1_agreement": val["top1_agreement"], "max_abs_diff": val["max_abs_diff"],
+                             "samples": val["samples"], "file": Path(v["path"]).name})
+    return rows
+
+
+@app.command()
+def exports(
+    as_json: bool = JsonOption,
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (as in README)."),
+    artifacts: OptPath = ArtifactsOption,
+) -> None:
+    """List exported models with their validation results (from the export reports)."""
+    rows = export_rows(artifacts)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
+    if markdown:
+        print("| model | variant | file | size | Keras acc | ONNX acc | top-1 agreement | max abs diff |")
+        print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+        for r in rows:
+            print(f"| `{r['model']}` | {r['variant']} | `{r['file']}` | {r['size_bytes'] / 1024:,.0f} KiB | "
+                  f"{pct(r['keras_accuracy'])} | {pct(r['accuracy'])} | {pct(r['top1_agreement'])} | "
+                  f"{r['max_abs_diff']:.1e} |")
+        return
+    from rich.table import Table
+
+    table = Table(title="exported models", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("model", "variant", "file", "size", "Keras acc", "ONNX acc", "agreement", "max |diff|"):
+        table.add_column(col, justify="right" if col in ("size", "Keras acc", "ONNX acc", "agreement", "max |diff|") else "left")
+    for r in rows:
+        table.add_row(r["model"], r["variant"], r["file"], f"{r['size_bytes'] / 1024:,.0f} KiB", pct(r["keras_accuracy"]),
+                      pct(r["accuracy"]), pct(r["top1_agreement"]), f"{r['max_abs_diff']:.1e}")
+    console.print(table)

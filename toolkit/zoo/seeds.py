@@ -14,8 +14,9 @@ def mnist_seed(spec: InputSpec, num_classes: int):
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=spec.shape, name="pixels")
-    x = layers.Rescaling(1 / 255, name="normalize")(inputs)
+    from .blocks import pixels_in
+
+    inputs, x = pixels_in(spec.shape, 1 / 255, 0.0)
     x = layers.Conv2D(32, 3, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Conv2D(64, 3, activation="relu")(x)
@@ -31,8 +32,9 @@ def mnist_conv28(spec: InputSpec, num_classes: int):
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=spec.shape, name="pixels")
-    x = layers.Rescaling(1 / 255, name="normalize")(inputs)
+    from .blocks import pixels_in
+
+    inputs, x = pixels_in(spec.shape, 1 / 255, 0.0)
     x = layers.Conv2D(28, 3, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
@@ -48,8 +50,9 @@ def fashion_mlp(spec: InputSpec, num_classes: int):
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=spec.shape, name="pixels")
-    x = layers.Rescaling(1 / 255, name="normalize")(inputs)
+    from .blocks import pixels_in
+
+    inputs, x = pixels_in(spec.shape, 1 / 255, 0.0)
     x = layers.Flatten()(x)
     x = layers.Dense(800, activation="relu")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
@@ -61,8 +64,9 @@ def cifar10_seed(spec: InputSpec, num_classes: int):
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=spec.shape, name="pixels")
-    x = layers.Rescaling(1 / 255, name="normalize")(inputs)
+    from .blocks import pixels_in
+
+    inputs, x = pixels_in(spec.shape, 1 / 255, 0.0)
     x = layers.Conv2D(32, 3, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Conv2D(64, 3, activation="relu")(x)
