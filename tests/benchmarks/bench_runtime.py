@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,23 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecls.machine import describe_machine
+
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"onnxruntime {onnxruntime.__version__}, numpy {np.__version__}")
 
 
 def wall(cmd: list[str], runs: int = 3, env: dict | None = None) -> float:
@@ -173,7 +159,7 @@ def main() -> None:
         ("`edgecls infer --help`, whole process", f"{r['infer_help_s']:.3f} s", "<= 0.5 s", ""),
     ]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# Runtime benchmark", "", f"Measured {stamp} by `tests/benchmarks/bench_runtime.py` on: {machine()}.", "",
+    lines = [f"# Runtime benchmark", "", f"Measured {stamp} by `tests/benchmarks/bench_runtime.py` on: {describe_machine()}.", "",
              "| measurement | result | target | baseline (same session) |", "| --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     text = "\n".join(lines) + "\n"

@@ -9,12 +9,12 @@ import sys
 import typer
 
 from ..runtime.errors import EdgeclsError
-from . import evaluate, export, infer, models, train
+from . import bench, evaluate, export, infer, models, train
 from .app import app, console
 
 __all__ = ["app", "main"]
 
-_ = (evaluate, export, infer, models, train)  # command modules register themselves on `app`
+_ = (bench, evaluate, export, infer, models, train)  # command modules register themselves on `app`
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ artifacts/<name>/.train/, so a killed run (or a session that ends) continues whe
 from __future__ import annotations
 
 import math
+import os
 import platform
 import shutil
 import time
@@ -16,6 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from ..machine import cpu_name
 from ..artifacts import ModelArtifacts, save_keras_atomic, sha256_file, write_json_atomic
 from ..data.types import Dataset, Split, stratified_holdout
 from ..runtime.metrics import classification_report
@@ -39,24 +41,12 @@ def select_device() -> str:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        return f"GPU ({gpus[0].name})" if gpus else f"CPU ({_cpu_name()})"
+        return f"GPU ({gpus[0].name})" if gpus else f"CPU ({cpu_name()}, {os.cpu_count()} cores)"
     if backend == "jax":
         import jax
 
         return str(jax.devices()[0])
     return backend
-
-
-def _cpu_name() -> str:
-    import os
-
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def _optimizer(cfg: TrainConfig, steps_per_epoch: int, epochs: int):

@@ -1,0 +1,115 @@
+"""`edgecls bench` and `edgecls report`: result structure (not timings), valid pages, correct figure data."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecls.report.data import normalized_confusion, sample_grid, worst_mistakes
+
+REPO = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_worst_mistakes_known_case():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6], [0.05, 0.95]])
+    labels = np.array([0, 0, 1, 1, 0])  # wrong: #1 (0.8), #2 (0.7), #4 (0.95)
+    got = worst_mistakes(probs, labels, 2)
+    assert [(m.index, m.true, m.predicted) for m in got] == [(4, 0, 1), (1, 0, 1)]
+    assert got[0].confidence == pytest.approx(0.95)
+    assert worst_mistakes(probs[:1], labels[:1], 5) == []
+
+
+def test_normalized_confusion_known_case():
+    cm = normalized_confusion(np.array([0, 0, 0, 1, 2, 2]), np.array([0, 0, 1, 1, 2, 0]), 4)
+    assert cm[0].tolist() == pytest.approx([2 / 3, 1 / 3, 0, 0])
+    assert cm[2].tolist() == pytest.approx([0.5, 0, 0.5, 0])
+    assert cm[3].tolist() == [0, 0, 0, 0]  # a class with no samples stays zero, not NaN
+
+
+def test_sample_grid_takes_each_class():
+    labels = np.repeat(np.arange(5), 10)
+    idx = sample_grid(labels, per_class=3)
+    assert np.bincount(labels[idx]).tolist() == [3] * 5 and len(set(idx.tolist())) == 15
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.headings: list[str] = []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        self._in_h2 = tag == "h2"
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings.append(data)
+            self._in_h2 = False
+
+
+@pytest.mark.slow
+def test_report_page_is_valid_and_self_contained(tmp_path, data_dir):
+    from edgecls.report.build import build_report
+
+    shutil.copytree(REPO / "artifacts" / "mnist", tmp_path / "mnist",
+                    ignore=shutil.ignore_patterns("figures", "report.html", ".train"))
+    path = build_report("mnist", artifacts=tmp_path, data_dir=data_dir)
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    parser = _Collector()
+    parser.feed(text)
+    assert {"Summary", "Training curves", "Confusion matrices", "Per-class precision, recall, F1"} <= set(parser.headings)
+    assert parser.images and all(src.startswith("data:image/png;base64,") for src in parser.images)
+    for src in parser.images:
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
+    pngs = list((tmp_path / "mnist" / "figures").glob("*.png"))
+    assert {p.stem for p in pngs} >= {"training_curves", "confusion_keras", "confusion_onnx_int8", "per_class",
+                                       "predictions", "worst_mistakes"}
+    assert all(p.stat().st_size > 5000 and p.read_bytes().startswith(PNG_MAGIC) for p in pngs)
+    card = json.loads((tmp_path / "mnist" / "metrics.json").read_text())
+    assert f"{card['test']['accuracy'] * 100:.2f}%" in text  # the page reports the recorded accuracy
+
+
+@pytest.mark.slow
+def test_bench_runner_on_a_tiny_model(tmp_path, mnist):
+    import keras
+
+    from edgecls.bench.runner import BenchConfig, Row, markdown, outcomes_to_json, plan_rows, run_bench
+    from edgecls.exporters.export import EvalData, ExportJob, run_export
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    model.save(tmp_path / "tiny.keras")
+    run_export(ExportJob(model=model, name="tiny", labels=tuple("0123456789"), out_dir=tmp_path,
+                         eval_data=EvalData(mnist.test.x[:64], mnist.test.y[:64], "64 mnist")))
+    rows = plan_rows(tmp_path / "tiny.keras", {"fp32": tmp_path / "tiny.onnx"}, ("cpu",))
+    rows.append(Row("ONNX broken", "onnx", tmp_path / "missing.onnx", "cpu"))
+    cfg = BenchConfig(batch_sizes=(1, 8), min_seconds=0.02, repeats=2, latency_runs=10)
+    outcomes = run_bench(rows, mnist.test.x[:64], mnist.test.y[:64], cfg)
+    assert [o.row.label for o in outcomes] == ["Keras", "TFLite fp32", "ONNX fp32", "ONNX broken"]
+    for o in outcomes[:3]:
+        assert o.error is None, o.error
+        assert set(o.result["throughput"]) == {"1", "8"} and all(v > 0 for v in o.result["throughput"].values())
+        assert 0 < o.result["latency_p50_ms"] <= o.result["latency_p99_ms"]
+        assert o.result["peak_rss_mb"] > 10 and o.result["size_bytes"] > 0
+        assert o.metrics["agreement"] == 1.0  # same weights, three engines
+    assert outcomes[0].metrics["accuracy"] == outcomes[2].metrics["accuracy"]
+    assert outcomes[3].error and "no such model file" in outcomes[3].error  # reported, the run went on
+    report = outcomes_to_json(outcomes, cfg, {"name": "tiny", "dataset": "mnist", "samples": 64,
+                                              "machine": "test", "created": "now"})
+    md = markdown(report)
+    assert "| ONNX broken | cpu | could not run:" in md and md.count("\n|") >= 6

@@ -1,0 +1,150 @@
+"""Benchmark one format on one device, in its own process, and print the result as JSON.
+
+    python -m edgecls.bench.worker '{"format": "onnx", "model": "...", "device": "cpu", ...}'
+
+Running each row in a fresh process gives each format a clean peak-memory figure (VmHWM) and keeps
+TensorFlow's thread pools from skewing onnxruntime's timings and vice versa.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def _keras(args: dict[str, Any]) -> tuple[Predict, int, str]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    if args["device"] == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+    elif not tf.config.list_physical_devices("GPU"):
+        raise RuntimeError("TensorFlow sees no GPU")
+    model = keras.saving.load_model(args["model"], compile=False, safe_mode=True)
+    # predict_on_batch: Keras's own per-batch call, without predict()'s per-call dataset set-up.
+    return (lambda x: np.asarray(model.predict_on_batch(x))), Path(args["model"]).stat().st_size, \
+        f"TensorFlow {tf.__version__}, predict_on_batch"
+
+
+def _tflite(args: dict[str, Any]) -> tuple[Predict, int, str]:
+    if args["device"] != "cpu":
+        raise RuntimeError("the pip TensorFlow Lite interpreter has no CUDA delegate")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import warnings
+
+    import keras
+    import tensorflow as tf
+
+    model = keras.saving.load_model(args["model"], compile=False, safe_mode=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # Keras 3 -> SavedModel -> TFLite: the converter's from_keras_model path loses weights on Keras 3.
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        blob = tf.lite.TFLiteConverter.from_saved_model(tmp).convert()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice (LiteRT)
+        interpreter = tf.lite.Interpreter(model_content=blob, num_threads=args["threads"])
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    shape = [None]
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        if shape[0] != x.shape:
+            interpreter.resize_tensor_input(inp["index"], x.shape)
+            interpreter.allocate_tensors()
+            shape[0] = x.shape
+        interpreter.set_tensor(inp["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(out["index"]).copy()
+
+    return predict, len(blob), f"TensorFlow Lite {tf.__version__} (XNNPACK), fp32"
+
+
+def _onnx(args: dict[str, Any]) -> tuple[Predict, int, str]:
+    import onnxruntime
+
+    from ..runtime.classifier import Classifier
+
+    clf = Classifier(args["model"], device=args["device"], threads=args["threads"])
+    if args["device"] == "cuda" and clf.provider != "CUDAExecutionProvider":
+        raise RuntimeError(f"CUDA requested, got {clf.provider}")
+    return clf.run, Path(args["model"]).stat().st_size, f"onnxruntime {onnxruntime.__version__}, {clf.provider}"
+
+
+BACKENDS: dict[str, Callable[[dict[str, Any]], tuple[Predict, int, str]]] = {
+    "keras": _keras,
+    "tflite": _tflite,
+    "onnx": _onnx,
+}
+
+
+def _peak_rss_mb() -> float:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def throughput(predict: Predict, x: np.ndarray, batch: int, min_seconds: float, repeats: int) -> float:
+    """Median img/s over `repeats` timed windows of at least `min_seconds`, after warm-up."""
+    data = np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])).astype(np.float32))
+    for _ in range(3):
+        predict(data)
+    rates = []
+    for _ in range(repeats):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < min_seconds:
+            predict(data)
+            n += batch
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def latency_ms(predict: Predict, x: np.ndarray, runs: int) -> tuple[float, float]:
+    one = np.ascontiguousarray(x[:1].astype(np.float32))
+    for _ in range(20):
+        predict(one)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        predict(one)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+def run(args: dict[str, Any]) -> dict[str, Any]:
+    x = np.load(args["data"], allow_pickle=False)
+    predict, size, engine = BACKENDS[args["format"]](args)
+    probs = np.concatenate([predict(np.ascontiguousarray(x[i : i + 256].astype(np.float32)))
+                            for i in range(0, len(x), 256)])
+    np.save(args["probs_out"], probs.astype(np.float32), allow_pickle=False)
+    result: dict[str, Any] = {"size_bytes": size, "engine": engine, "throughput": {}}
+    for batch in args["batch_sizes"]:
+        result["throughput"][str(batch)] = throughput(predict, x, batch, args["min_seconds"], args["repeats"])
+    result["latency_p50_ms"], result["latency_p99_ms"] = latency_ms(predict, x, args["latency_runs"])
+    result["peak_rss_mb"] = _peak_rss_mb()
+    return result
+
+
+def main() -> None:
+    # Every format gets the same NHWC pixels; the ONNX row includes the runtime's layout change,
+    # since that is what `Classifier.run` costs a caller.
+    print(json.dumps(run(json.loads(sys.argv[1]))))
+
+
+if __name__ == "__main__":
+    main()

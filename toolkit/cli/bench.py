@@ -1,0 +1,134 @@
+"""`edgecls bench`: one table of format x device x batch size, with accuracy and agreement."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console, err_console
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter("batch sizes must be positive")
+    return sizes
+
+
+@app.command()
+def bench(
+    target: str = typer.Argument(..., help="Zoo model in artifacts/ (e.g. mnist) or a path to a .keras file."),
+    device: str = typer.Option("auto", "--device", help="auto (CPU, plus CUDA when present) | cpu | cuda."),
+    batch_sizes: str = typer.Option("1,32,256", "--batch-sizes", help="Comma-separated batch sizes."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every engine (default: all cores)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Score accuracy on a stratified sample of N test images."),
+    repeats: int = typer.Option(5, "--repeats", min=1, help="Timed windows per measurement (median reported)."),
+    as_json: bool = JsonOption,
+    data_dir: OptPath = DataDirOption,
+    artifacts: OptPath = ArtifactsOption,
+) -> None:
+    """Benchmark Keras, TFLite fp32 and the ONNX variants: size, accuracy, agreement, speed, memory."""
+    import os
+
+    from ..artifacts import ModelArtifacts
+    from ..bench.runner import BenchConfig, cuda_available, markdown, outcomes_to_json, plan_rows, run_bench
+    from ..errors import ModelNotFoundError
+    from ..exporters.quantize import stratified_sample
+    from ..machine import describe_machine
+    from ..runtime.atomic import write_bytes_atomic, write_json_atomic
+    from ..runtime.errors import EdgeclsError
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise EdgeclsError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    has_cuda = cuda_available()
+    if device == "cuda" and not has_cuda:
+        raise EdgeclsError("device cuda requested but onnxruntime has no CUDA provider here (install edgecls[gpu])")
+    devices = ("cpu", "cuda") if device == "auto" and has_cuda else (("cpu",) if device == "auto" else (device,))
+
+    path = Path(target)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise ModelNotFoundError(f"{path}: no such file")
+        keras_path, out_dir, name, card = path, path.parent, path.stem, None
+    else:
+        art = ModelArtifacts.for_name(target, artifacts)
+        card = art.read_card()
+        if card is None:
+            raise ModelNotFoundError(f"no trained model {target!r} at {art.directory}; `edgecls train {target}` first")
+        keras_path, out_dir, name = art.keras_path, art.directory, target
+    onnx_files = {v: out_dir / f"{name}{suffix}" for v, suffix in
+                  (("fp32", ".onnx"), ("int8", ".int8.onnx"), ("fp16", ".fp16.onnx"))}
+    onnx_files = {v: p for v, p in onnx_files.items() if p.is_file() and (v != "fp16" or "cuda" in devices)}
+    if card is not None:
+        from ..data import load_dataset
+
+        test = load_dataset(card["dataset"], data_dir).test
+        if limit and limit < len(test):
+            test = test.take(stratified_sample(test.y, len(test), limit, 1337))
+        x, y, dataset = test.x, test.y, f"{card['dataset']} {card['test']['split']}"
+    else:
+        import numpy as np
+
+        from ..exporters.convert import image_input_spec
+        from ..artifacts import load_keras_model
+
+        spec = image_input_spec(load_keras_model(keras_path))
+        x = np.random.default_rng(0).integers(0, 256, (limit or 1000, *spec.shape), dtype=np.uint8)
+        y, dataset = None, "random pixels (no labels: agreement only)"
+    cfg = BenchConfig(batch_sizes=_batch_sizes(batch_sizes), devices=devices, threads=threads or os.cpu_count() or 1,
+                      repeats=repeats)
+    rows = plan_rows(keras_path, onnx_files, devices)
+    log = (lambda o: None) if as_json else (lambda o: err_console.print(
+        f"[dim]{o.row.label} on {o.row.device}: {'done' if o.error is None else 'could not run: ' + o.error}[/]",
+        highlight=False))
+    outcomes = run_bench(rows, x, y, cfg, on_row=log)
+    report = outcomes_to_json(outcomes, cfg, {
+        "name": name, "dataset": dataset, "samples": int(len(x)), "machine": describe_machine(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    stem = "bench-" + "+".join(devices)
+    write_json_atomic(out_dir / f"{stem}.json", report)
+    write_bytes_atomic(out_dir / f"{stem}.md", markdown(report).encode())
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    _print(report)
+    console.print(f"saved {out_dir / (stem + '.md')} and .json", highlight=False)
+
+
+def _print(report: dict) -> None:
+    from rich.table import Table
+
+    bs = report["batch_sizes"]
+    table = Table(title=f"{report['name']}: {report['samples']} test images, {report['threads']} threads",
+                  title_justify="left", show_edge=False, pad_edge=False)
+    for col in ["format", "device", "size", "acc", "agree"] + [f"img/s @{b}" for b in bs] + ["p50 ms", "p99 ms", "RSS"]:
+        table.add_column(col, justify="left" if col in ("format", "device") else "right")
+    for r in report["rows"]:
+        if r.get("error"):
+            table.add_row(r["label"], r["device"], f"[yellow]could not run: {r['error']}[/]")
+            continue
+        pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
+        table.add_row(r["label"], r["device"], f"{r['size_bytes'] / 1024:,.0f} KiB", pct(r.get("accuracy")),
+                      pct(r.get("agreement")), *[f"{r['throughput'][str(b)]:,.0f}" for b in bs],
+                      f"{r['latency_p50_ms']:.3f}", f"{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f} MB")
+    console.print(table)
+
+
+@app.command()
+def report(
+    name: str = typer.Argument(..., help="A trained model in artifacts/ (e.g. emotion)."),
+    data_dir: OptPath = DataDirOption,
+    artifacts: OptPath = ArtifactsOption,
+) -> None:
+    """Write artifacts/NAME/report.html (self-contained) and its PNG figures."""
+    from ..report.build import build_report
+
+    path = build_report(name, artifacts, data_dir)
+    console.print(f"[green]wrote[/] {path} (figures in {path.parent / 'figures'})", highlight=False)

@@ -1,0 +1,101 @@
+"""Build artifacts/<name>/report.html and artifacts/<name>/figures/*.png for a trained model."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import config
+from ..artifacts import ModelArtifacts, load_keras_model
+from ..errors import ModelNotFoundError
+from ..runtime.atomic import write_bytes_atomic
+from . import data, figures, page
+
+
+def _latest_bench(directory: Path) -> Optional[dict[str, Any]]:
+    files = sorted(directory.glob("bench-*.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(files[-1].read_text()) if files else None
+
+
+def build_report(name: str, artifacts: Optional[config.PathLike] = None,
+                 data_dir: Optional[config.PathLike] = None) -> Path:
+    from ..data import load_dataset
+    from ..exporters.reference import keras_probabilities
+    from ..runtime.classifier import Classifier
+
+    art = ModelArtifacts.for_name(name, artifacts)
+    card = art.read_card()
+    if card is None or not art.keras_path.is_file():
+        raise ModelNotFoundError(f"no trained model {name!r} at {art.directory}; `edgecls train {name}` first")
+    classes = card["classes"]
+    test = load_dataset(card["dataset"], data_dir).test
+    keras_probs = keras_probabilities(load_keras_model(art.keras_path), test.x)
+    predictions = {"Keras": keras_probs}
+    int8_path = art.directory / f"{name}.int8.onnx"
+    if int8_path.is_file():
+        clf = Classifier(int8_path, device="cpu")
+        predictions["ONNX int8"] = np.concatenate([clf.run(test.x[i : i + 512]) for i in range(0, len(test.x), 512)])
+    reports = {k: data.per_class_table(test.y, p.argmax(1), classes) for k, p in predictions.items()}
+    shown = "ONNX int8" if "ONNX int8" in predictions else "Keras"
+
+    pngs: dict[str, bytes] = {}
+    history = json.loads(art.history_path.read_text()) if art.history_path.is_file() else None
+    if history:
+        pngs["training_curves"] = figures.training_curves(history)
+    for k, p in predictions.items():
+        cm = data.normalized_confusion(test.y, p.argmax(1), len(classes))
+        pngs[f"confusion_{k.lower().replace(' ', '_')}"] = figures.confusion(
+            cm, classes, f"{k}: confusion (row-normalised, %), accuracy {reports[k]['accuracy'] * 100:.2f}%")
+    pngs["per_class"] = figures.per_class_bars(reports, classes)
+    grid = data.sample_grid(test.y, per_class=max(1, 40 // len(classes)))
+    pred = predictions[shown].argmax(1)
+    pngs["predictions"] = figures.image_grid(
+        test.x[grid], [f"{classes[pred[i]]} / {classes[test.y[i]]}" for i in grid], [pred[i] == test.y[i] for i in grid])
+    mistakes = data.worst_mistakes(predictions[shown], test.y, 24)
+    if mistakes:
+        pngs["worst_mistakes"] = figures.mistakes_grid(test.x, mistakes, classes)
+    bench = _latest_bench(art.directory)
+    chart = figures.bench_chart(bench)
+    if chart:
+        pngs["benchmark"] = chart
+
+    fig_dir = art.directory / "figures"
+    for key, png in pngs.items():
+        write_bytes_atomic(fig_dir / f"{key}.png", png)
+    write_bytes_atomic(art.directory / "report.html", _html(card, reports, pngs, shown, bench, len(test)).encode())
+    return art.directory / "report.html"
+
+
+def _html(card, reports, pngs, shown, bench, n_test) -> str:
+    training = card["training"]
+    rows = [[k, f"{r['accuracy'] * 100:.2f}%", f"{r['macro_avg']['f1']:.3f}"] for k, r in reports.items()]
+    sections = [
+        ("Summary", page.table(["model", "test accuracy", "macro F1"], rows) +
+         f"<p class=\"note\">{card['params']:,} parameters, {card['macs'] / 1e6:.2f} M multiply-accumulates per image. "
+         f"Trained {training['epochs_run']} epochs (best {training['best_epoch']}) in {training['train_seconds']:.0f} s "
+         f"on {training['device']}, seed {training['seed']}. {card.get('caveat', '')}</p>"),
+    ]
+    if "training_curves" in pngs:
+        sections.append(("Training curves", page.figure(pngs["training_curves"], "loss and accuracy per epoch")))
+    conf = "".join(page.figure(v, k) for k, v in pngs.items() if k.startswith("confusion_"))
+    sections.append(("Confusion matrices", conf))
+    classes = card["classes"]
+    per_rows = [[c] + [f"{r['per_class'][c][m]:.3f}" for r in reports.values() for m in ("precision", "recall", "f1")]
+                + [next(iter(reports.values()))["per_class"][c]["support"]] for c in classes]
+    header = ["class"] + [f"{k} {m}" for k in reports for m in ("P", "R", "F1")] + ["support"]
+    sections.append(("Per-class precision, recall, F1", page.figure(pngs["per_class"], "per-class metrics") +
+                     page.table(header, per_rows)))
+    sections.append((f"Test images ({shown}: predicted / true; red = wrong)",
+                     page.figure(pngs["predictions"], "sample predictions")))
+    if "worst_mistakes" in pngs:
+        sections.append((f"Most confident mistakes ({shown})", page.figure(pngs["worst_mistakes"], "worst mistakes")))
+    if "benchmark" in pngs:
+        sections.append(("Speed", page.figure(pngs["benchmark"], "benchmark") +
+                         f"<p class=\"note\">{bench['machine']}; measured {bench['created']}.</p>"))
+    subtitle = (f"{card['architecture']} on {card['dataset']} ({n_test} test images, {card['test']['split']}). "
+                f"Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by edgecls.")
+    return page.page(f"edgecls report: {card['name']}", subtitle, sections)
