@@ -13,6 +13,7 @@ import typer
 from .app import ArtifactsOption, app, console, err_console
 
 MAX_TABLE_ROWS = 200
+MAX_FAILURES_SHOWN = 50
 
 
 @app.command()
@@ -71,7 +72,7 @@ def infer(
             task = progress.add_task("infer", total=None, rate="")
             for result in classify_stream(clf, files, batch_size=batch_size, workers=workers, top_k=top_k):
                 counts["ok" if result.ok else "failed"] += 1
-                if not result.ok:
+                if not result.ok and len(failures) < MAX_FAILURES_SHOWN:  # memory stays bounded
                     failures.append(result)
                 if writer:
                     writer.write(result)
@@ -93,10 +94,11 @@ def infer(
         os.replace(partial, output)
     if fmt == "table":
         _print_table(shown, top_k, total)
-    for r in failures[:50]:
-        err_console.print(f"[red]failed[/] {r.source}: {r.error}", highlight=False)
-    if len(failures) > 50:
-        err_console.print(f"[red]... and {len(failures) - 50} more failures[/]")
+    for r in failures:
+        err_console.print(f"failed {r.source}: {r.error}", highlight=False, markup=False, style="red")
+    if counts["failed"] > len(failures):
+        more = f"... and {counts['failed'] - len(failures)} more failures"
+        err_console.print(more + (" (all listed in the output file)" if writer else ""), style="red")
     rate = counts["ok"] / elapsed if elapsed > 0 else 0.0
     err_console.print(
         f"{total} images: {counts['ok']} classified, {counts['failed']} failed in {elapsed:.2f}s "
@@ -122,16 +124,17 @@ def _print_table(rows: list, top_k: int, total: int) -> None:
     table.add_column("score", justify="right")
     if top_k > 1:
         table.add_column(f"top {top_k}")
+    from rich.markup import escape
+
     for r in rows:
         if r.prediction is None:
-            cells = [r.source, "[red]error[/]", "", ] + ([r.error] if top_k > 1 else [])
-            if top_k == 1:
-                cells[2] = ""
+            cells = [escape(r.source), "[red]error[/]", escape(r.error or "")]
         else:
             p = r.prediction
-            cells = [r.source, p.label, f"{p.score:.3f}"]
-            if top_k > 1:
-                cells.append(", ".join(f"{lbl} {s:.2f}" for lbl, s in p.top_k))
+            cells = [escape(r.source), escape(p.label), f"{p.score:.3f}"]
+        if top_k > 1:
+            cells.append("" if r.prediction is None else
+                         escape(", ".join(f"{lbl} {s:.2f}" for lbl, s in r.prediction.top_k)))
         table.add_row(*cells)
     console.print(table)
     if total > len(rows):
