@@ -150,7 +150,7 @@ def test_missing_and_non_edgecls_models(tmp_path):
 
 
 def test_runtime_never_imports_tensorflow():
-    code = ("import sys; from edgecls.runtime.classifier import Classifier; from edgecls.runtime.stream import "
+    code = ("import sys; from edgecls.runtime import Classifier; from edgecls.runtime.stream import "
             "classify_stream; import edgecls.runtime.files; Classifier('mnist', variant='int8'); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'onnx')]; "
             "print(bad); sys.exit(bool(bad))")
