@@ -48,7 +48,7 @@ def _tflite(args: dict[str, Any]) -> tuple[Predict, int, str]:
 
     model = keras.saving.load_model(args["model"], compile=False, safe_mode=True)
     with tempfile.TemporaryDirectory() as tmp:
-        # Keras 3 -> SavedModel -> TFLite: the converter's from_keras_model path loses weights on Keras 3.
+        # Keras 3 -> SavedModel -> TFLite; from_concrete_functions on a traced Keras 3 model lost its weights.
         model.export(tmp, format="tf_saved_model", verbose=False)
         blob = tf.lite.TFLiteConverter.from_saved_model(tmp).convert()
     with warnings.catch_warnings():
