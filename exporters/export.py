@@ -194,10 +194,8 @@ def _int8_candidates(job: ExportJob, fp32: bytes, onnx_spec: InputSpec, validate
 
 def revalidate(onnx_path: Path, model: Any, eval_data: EvalData, gates: Gates = Gates()) -> dict[str, Any]:
     """Re-run validation of an exported file against its Keras model (read-only)."""
-    from ..runtime.metadata import ModelInfo as Info
-
     session = create_session(onnx_path, "cpu")
-    info = Info.from_metadata(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+    info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, str(onnx_path))
     reference = keras_probabilities(model, eval_data.x)
     probs = run_batches(session, eval_data.x, info.input_spec)
     result = compare(reference, probs, eval_data.y)

@@ -12,7 +12,7 @@ import numpy as np
 from .errors import EdgeclsError
 from .metadata import ModelInfo
 from .paths import resolve_model
-from .preprocess import ImageSource, load_pixels
+from .preprocess import ImageSource, load_pixels, to_batch
 from .session import create_session, session_provider
 
 
@@ -66,15 +66,15 @@ class Classifier:
             batch = batch[..., None]  # (N,H,W) grey
         if batch.ndim != 4:
             raise EdgeclsError(f"expected a batch (N,H,W,C) of images, got shape {batch.shape}")
-        batch = batch.astype(np.float32, copy=False)
-        if self.spec.layout == "NCHW" and batch.shape[1:] != self.spec.shape:
-            if batch.shape[1:] != (self.spec.height, self.spec.width, self.spec.channels):
-                raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
-                                   f"got {batch.shape[1:]}")
-            batch = batch.transpose(0, 3, 1, 2)
-        elif self.spec.layout == "NHWC" and batch.shape[1:] != self.spec.shape:
-            raise EdgeclsError(f"expected images of shape {self.spec.shape}, got {batch.shape[1:]}")
-        return self._session.run([self._output], {self._input: np.ascontiguousarray(batch)})[0]
+        hwc = (self.spec.height, self.spec.width, self.spec.channels)
+        if batch.shape[1:] == hwc:
+            batch = to_batch(batch, self.spec)  # pixels -> the model's float32 layout
+        elif batch.shape[1:] == self.spec.shape:
+            batch = np.ascontiguousarray(batch, dtype=np.float32)  # already in the model's layout
+        else:
+            raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
+                               f"got {batch.shape[1:]}")
+        return self._session.run([self._output], {self._input: batch})[0]
 
     def predict(self, sources: Union[ImageSource, Sequence[ImageSource]], top_k: int = 1) -> list[Prediction]:
         """Paths, bytes, PIL images or arrays -> one Prediction each (a single source gives a list of one)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .preprocess import to_batch
 from .spec import InputSpec
 
 
@@ -12,10 +13,7 @@ def run_batches(session, pixels: np.ndarray, spec: InputSpec, batch_size: int = 
     input_name = session.get_inputs()[0].name
     outputs = []
     for start in range(0, len(pixels), batch_size):
-        batch = pixels[start : start + batch_size].astype(np.float32, copy=False)
-        if spec.layout == "NCHW":
-            batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-        outputs.append(session.run(None, {input_name: batch})[0])
+        outputs.append(session.run(None, {input_name: to_batch(pixels[start : start + batch_size], spec)})[0])
     if not outputs:
         return np.zeros((0, 0), np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)

@@ -183,9 +183,12 @@ def load_pixels(source: ImageSource, spec: InputSpec) -> np.ndarray:
     return to_pixels(open_image(source), spec, describe(source))
 
 
-def to_batch(pixels: Iterable[np.ndarray], spec: InputSpec) -> np.ndarray:
-    """Stack HxWxC uint8 pixels into the model's float32 batch in its layout."""
-    batch = np.stack(list(pixels)).astype(np.float32, copy=False)
+def to_batch(pixels: Union[np.ndarray, Iterable[np.ndarray]], spec: InputSpec) -> np.ndarray:
+    """HxWxC pixels (a list, or an (N,H,W,C) array) -> the model's float32 batch in its layout.
+
+    The one place the NHWC -> NCHW change happens, for validation, calibration and inference."""
+    batch = pixels if isinstance(pixels, np.ndarray) else np.stack(list(pixels))
+    batch = batch.astype(np.float32, copy=False)
     if spec.layout == "NCHW":
-        batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-    return batch
+        batch = batch.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch)  # onnxruntime wants contiguous input; no copy when already so

@@ -14,6 +14,7 @@ from .exporters.errors import ExportError
 from .exporters.export import EvalData, ExportJob
 from .exporters.quantize import QuantOptions, stratified_sample
 from .exporters.validate import Gates
+from .data.types import limit_split
 from .runtime.spec import InputSpec
 
 RANDOM_SAMPLE = 256
@@ -107,10 +108,9 @@ def prepare_job(
         from .data import load_dataset
 
         dataset = load_dataset(card["dataset"], data_dir)
-        test = dataset.test
+        test = limit_split(dataset.test, eval_limit, quant.seed)
         what = f"{dataset.name} {card['test']['split']}"
-        if eval_limit and eval_limit < len(test):
-            test = test.take(stratified_sample(test.y, len(test), eval_limit, quant.seed))
+        if len(test) < len(dataset.test):
             what += f", stratified sample of {len(test)}"
         evaluation = EvalData(test.x, test.y, f"{what} ({len(test)} images)")
         if calib_pixels is None:
@@ -165,9 +165,7 @@ def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: 
 
     if info.dataset not in DATASETS:
         raise DataError(f"{onnx_path}: trained on {info.dataset!r}, not a reference data set; give --eval-data")
-    test = load_dataset(info.dataset, data_dir).test
-    what = f"{info.dataset} test"
-    if eval_limit and eval_limit < len(test):
-        test = test.take(stratified_sample(test.y, len(test), eval_limit, 1337))
-        what += f", stratified sample"
+    full = load_dataset(info.dataset, data_dir).test
+    test = limit_split(full, eval_limit, 1337)
+    what = f"{info.dataset} test" + (", stratified sample" if len(test) < len(full) else "")
     return model, EvalData(test.x, test.y, f"{what} ({len(test)} images)")

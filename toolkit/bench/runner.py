@@ -13,6 +13,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..formatting import percent
+
 ROW_TIMEOUT_S = 900
 
 
@@ -130,9 +132,8 @@ def markdown(report: dict[str, Any]) -> str:
         if r.get("error"):
             lines.append(f"| {r['label']} | {r['device']} | could not run: {r['error']} |" + " |" * (len(head) - 3))
             continue
-        pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
-        cells = [r["label"], r["device"], f"{r['size_bytes'] / 1024:,.0f} KiB", pct(r.get("accuracy")),
-                 pct(r.get("agreement"))] + [f"{r['throughput'][str(b)]:,.0f}" for b in bs] + \
+        cells = [r["label"], r["device"], f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r.get("accuracy")),
+                 percent(r.get("agreement"))] + [f"{r['throughput'][str(b)]:,.0f}" for b in bs] + \
                 [f"{r['latency_p50_ms']:.3f}", f"{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f} MB"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

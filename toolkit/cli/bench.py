@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from ..formatting import percent
 from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console, err_console
 
 
@@ -40,7 +41,7 @@ def bench(
     from ..artifacts import ModelArtifacts
     from ..bench.runner import BenchConfig, cuda_available, markdown, outcomes_to_json, plan_rows, run_bench
     from ..errors import ModelNotFoundError
-    from ..exporters.quantize import stratified_sample
+    from ..data.types import limit_split
     from ..machine import describe_machine
     from ..runtime.atomic import write_bytes_atomic, write_json_atomic
     from ..runtime.errors import EdgeclsError
@@ -69,9 +70,7 @@ def bench(
     if card is not None:
         from ..data import load_dataset
 
-        test = load_dataset(card["dataset"], data_dir).test
-        if limit and limit < len(test):
-            test = test.take(stratified_sample(test.y, len(test), limit, 1337))
+        test = limit_split(load_dataset(card["dataset"], data_dir).test, limit, 1337)
         x, y, dataset = test.x, test.y, f"{card['dataset']} {card['test']['split']}"
     else:
         import numpy as np
@@ -114,9 +113,8 @@ def _print(report: dict) -> None:
         if r.get("error"):
             table.add_row(r["label"], r["device"], f"[yellow]could not run: {r['error']}[/]")
             continue
-        pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
-        table.add_row(r["label"], r["device"], f"{r['size_bytes'] / 1024:,.0f} KiB", pct(r.get("accuracy")),
-                      pct(r.get("agreement")), *[f"{r['throughput'][str(b)]:,.0f}" for b in bs],
+        table.add_row(r["label"], r["device"], f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r.get("accuracy")),
+                      percent(r.get("agreement")), *[f"{r['throughput'][str(b)]:,.0f}" for b in bs],
                       f"{r['latency_p50_ms']:.3f}", f"{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f} MB")
     console.print(table)
 

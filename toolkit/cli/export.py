@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from ..formatting import percent
 from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console
 
 
@@ -157,13 +158,12 @@ def exports(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
     if markdown:
         print("| model | variant | file | size | Keras acc | ONNX acc | top-1 agreement | max abs diff |")
         print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
         for r in rows:
             print(f"| `{r['model']}` | {r['variant']} | `{r['file']}` | {r['size_bytes'] / 1024:,.0f} KiB | "
-                  f"{pct(r['keras_accuracy'])} | {pct(r['accuracy'])} | {pct(r['top1_agreement'])} | "
+                  f"{percent(r['keras_accuracy'])} | {percent(r['accuracy'])} | {percent(r['top1_agreement'])} | "
                   f"{r['max_abs_diff']:.1e} |")
         return
     from rich.table import Table
@@ -172,6 +172,6 @@ def exports(
     for col in ("model", "variant", "file", "size", "Keras acc", "ONNX acc", "agreement", "max |diff|"):
         table.add_column(col, justify="right" if col in ("size", "Keras acc", "ONNX acc", "agreement", "max |diff|") else "left")
     for r in rows:
-        table.add_row(r["model"], r["variant"], r["file"], f"{r['size_bytes'] / 1024:,.0f} KiB", pct(r["keras_accuracy"]),
-                      pct(r["accuracy"]), pct(r["top1_agreement"]), f"{r['max_abs_diff']:.1e}")
+        table.add_row(r["model"], r["variant"], r["file"], f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r["keras_accuracy"]),
+                      percent(r["accuracy"]), percent(r["top1_agreement"]), f"{r['max_abs_diff']:.1e}")
     console.print(table)

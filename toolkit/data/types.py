@@ -42,6 +42,15 @@ class Dataset:
         return len(self.classes)
 
 
+def limit_split(split: Split, limit: Optional[int], seed: int) -> Split:
+    """A stratified sample of `limit` items, or the whole split when no (or no smaller) limit is given."""
+    if not limit or limit >= len(split):
+        return split
+    from ..exporters.quantize import stratified_sample
+
+    return split.take(stratified_sample(split.y, len(split), limit, seed))
+
+
 def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (keep, holdout) with the same class mix in both; reproducible by seed."""
     if not 0.0 < fraction < 1.0:
