@@ -88,3 +88,41 @@ def test_unsafe_keras_file_refused(tmp_path):
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
     with pytest.raises(EdgeclsError, match="junk.keras"):
         load_keras_model(tmp_path / "junk.keras")
+
+
+def test_cutout_masks_one_seeded_square_per_image():
+    import tensorflow as tf
+
+    from edgecls.training.augment import random_cutout
+
+    images = tf.zeros([256, 32, 32, 3])
+    seed = tf.constant([3, 4], tf.int64)
+    out = random_cutout(images, seed, 8).numpy()
+    masked = out[..., 0] == 127.5
+    assert (out[..., 1:] == out[..., :1]).all()  # every channel masked alike
+    sizes = masked.sum(axis=(1, 2))
+    assert sizes.max() == 64 and sizes.min() >= 16  # a full 8x8 square, or one clipped at a corner
+    for m in masked[:32]:
+        rows, cols = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+        assert m.sum() == len(rows) * len(cols)  # a rectangle: the square, clipped by the border
+    assert len({m.tobytes() for m in masked}) > 100  # positions vary per image
+    np.testing.assert_array_equal(out, random_cutout(images, seed, 8).numpy())  # seeded
+
+
+def test_mixed_precision_trains_and_ships_float32(tmp_path, mnist):
+    import dataclasses
+
+    import keras
+
+    from edgecls.training.trainer import precision_policy, train_model
+
+    base = get_model_spec("mnist")
+    spec = dataclasses.replace(base, train=dataclasses.replace(base.train, mixed_precision=True))
+    policy = precision_policy(spec.train)
+    result = train_model(spec, mnist, ModelArtifacts(tmp_path / "mnist"), epochs=2, train_limit=4000, verbose=0,
+                         on_log=lambda m: None)
+    assert result.card["training"]["precision"] == policy
+    assert np.isfinite(result.history["loss"]).all() and result.card["test"]["accuracy"] > 0.85  # as float32
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored for whatever runs next
+    shipped = load_keras_model(result.artifacts.keras_path)
+    assert {layer.dtype_policy.name for layer in shipped.layers} == {"float32"}

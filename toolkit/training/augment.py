@@ -48,3 +48,19 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor, aug: Augment) -> tf.Tensor
         interpolation="BILINEAR",
         fill_mode=aug.fill.upper(),
     )
+
+
+def random_cutout(images: tf.Tensor, seed: tf.Tensor, size: int, fill: float = 127.5) -> tf.Tensor:
+    """One size x size square per image set to `fill` (mid-grey: zero after the model's normalisation).
+
+    The square's centre is uniform over the image, so it may be clipped at the border (DeVries & Taylor).
+    """
+    shape = tf.shape(images)
+    n, h, w = shape[0], shape[1], shape[2]
+    s = tf.random.experimental.stateless_split(seed, 2)
+    cy = tf.random.stateless_uniform([n, 1, 1], s[0], 0, h, dtype=tf.int32)
+    cx = tf.random.stateless_uniform([n, 1, 1], s[1], 0, w, dtype=tf.int32)
+    ys = tf.range(h)[None, :, None] - (cy - size // 2)
+    xs = tf.range(w)[None, None, :] - (cx - size // 2)
+    inside = (ys >= 0) & (ys < size) & (xs >= 0) & (xs < size)  # (n, h, w)
+    return tf.where(inside[..., None], tf.constant(fill, images.dtype), images)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from ..data.types import Split
 from ..zoo.registry import Augment
-from .augment import random_affine
+from .augment import random_affine, random_cutout
 
 
 def make_dataset(
@@ -34,9 +34,16 @@ def make_dataset(
         # fresh randomness every epoch.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda xy, s: (random_affine(xy[0], s, augment), xy[1]),
+            lambda xy, s: (_augment(xy[0], s, augment), xy[1]),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
     return ds.prefetch(tf.data.AUTOTUNE)
 
+
+
+def _augment(images: tf.Tensor, seed: tf.Tensor, augment: Augment) -> tf.Tensor:
+    images = random_affine(images, seed, augment)  # same seed as before cutout existed: old runs reproduce
+    if augment.cutout:
+        images = random_cutout(images, seed + tf.constant([0, 7919], seed.dtype), augment.cutout)
+    return images

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..machine import cpu_name
+from ..machine import cpu_has_native_bf16, cpu_name
 from ..artifacts import ModelArtifacts, save_keras_atomic, sha256_file, write_json_atomic
 from ..data.types import Dataset, Split, stratified_holdout
 from ..runtime.metrics import classification_report
@@ -47,6 +47,20 @@ def select_device() -> str:
 
         return str(jax.devices()[0])
     return backend
+
+
+def precision_policy(cfg: TrainConfig) -> str:
+    """The Keras dtype policy for training: mixed only where the hardware makes it pay."""
+    if not cfg.mixed_precision:
+        return "float32"
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_native_bf16() else "float32"
 
 
 def _optimizer(cfg: TrainConfig, steps_per_epoch: int, epochs: int):
@@ -156,7 +170,12 @@ def train_model(
     best_weights = work / "best.weights.h5"
     best_so_far = max(_read_history(history_csv).get("val_accuracy", [float("-inf")]))
 
-    model = spec.build(dataset.input_spec, k)
+    policy = precision_policy(cfg)
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = spec.build(dataset.input_spec, k)
+    finally:  # only the training graph is mixed; everything built later is float32
+        keras.mixed_precision.set_global_policy("float32")
     steps = math.ceil(len(train_split) / cfg.batch_size)
     model.compile(
         optimizer=_optimizer(cfg, steps, epochs),
@@ -184,7 +203,7 @@ def train_model(
     if resuming:
         on_log(f"resuming {spec.name} from {work / 'backup'}")
     on_log(f"training {spec.name} on {dataset.name}: {len(train_split)} train / {len(val_split)} val images, "
-           f"{epochs} epochs, device {device}")
+           f"{epochs} epochs, device {device}, precision {policy}")
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
               shuffle=False)  # the tf.data pipeline shuffles, seeded
 
@@ -195,18 +214,19 @@ def train_model(
         model.load_weights(best_weights)
     best_epoch = int(np.argmax(history["val_accuracy"]))
 
-    probs = keras_probabilities(model, dataset.test.x)
-    report = classification_report(dataset.test.y, probs.argmax(axis=1), dataset.classes)
-    val_probs = keras_probabilities(model, val_split.x)
-    val_acc = float((val_probs.argmax(axis=1) == val_split.y).mean())
-
-    # Ship an inference copy: same weights, no optimizer state (smaller, nothing to resume).
+    # Ship an inference copy: float32, same weights, no optimizer state (smaller, nothing to resume).
+    # Metrics are measured on this copy, so they describe exactly what is shipped.
     shipped = spec.build(dataset.input_spec, k)
     shipped.set_weights(model.get_weights())
+    probs = keras_probabilities(shipped, dataset.test.x)
+    report = classification_report(dataset.test.y, probs.argmax(axis=1), dataset.classes)
+    val_probs = keras_probabilities(shipped, val_split.x)
+    val_acc = float((val_probs.argmax(axis=1) == val_split.y).mean())
     save_keras_atomic(shipped, artifacts.keras_path)
 
     card = build_card(spec, dataset, shipped, report, val_acc, history, best_epoch,
-                      seed=seed, epochs=epochs, train_n=len(train_split), val_n=len(val_split), device=device)
+                      seed=seed, epochs=epochs, train_n=len(train_split), val_n=len(val_split), device=device,
+                      precision=policy)
     card["sha256"] = sha256_file(artifacts.keras_path)
     write_json_atomic(artifacts.history_path, {key: history[key] for key in sorted(history)})
     write_json_atomic(artifacts.metrics_path, card)
@@ -217,7 +237,7 @@ def train_model(
 
 
 def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, seed, epochs, train_n, val_n,
-               device) -> dict[str, Any]:
+               device, precision="float32") -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
@@ -253,6 +273,7 @@ def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, se
             "label_smoothing": cfg.label_smoothing,
             "augment": None if cfg.augment is None else asdict(cfg.augment),
             "device": device,
+            "precision": precision,
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
         },
         "source_claim": spec.source_claim,

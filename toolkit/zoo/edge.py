@@ -72,7 +72,8 @@ def _resnet9(spec: InputSpec, num_classes: int, widths: tuple[int, int, int, int
     x = residual(x, w3, name="l3_res")
     x = layers.GlobalMaxPooling2D(name="gmp")(x)
     x = layers.Dropout(0.2, name="drop")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    # float32 head: under mixed precision the softmax and loss keep full precision.
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -106,18 +107,19 @@ register(ModelSpec(
     name="cifar10", dataset="cifar10", role="edge", build=cifar10_edge,
     summary="ResNet-9 at half width (32-64-128-256)",
     train=TrainConfig(
-        epochs=16, batch_size=256, optimizer="sgd", learning_rate=0.1, schedule="cosine",
+        epochs=30, batch_size=256, optimizer="sgd", learning_rate=0.1, schedule="cosine",
         warmup_epochs=2, momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.2,
-        val_fraction=0.05, augment=Augment(shift=0.125, flip=True, fill="reflect"),
+        val_fraction=0.05, augment=Augment(shift=0.125, flip=True, fill="reflect", cutout=8),
+        mixed_precision=True,
     ),
 ))
 register(ModelSpec(
     name="emotion", dataset="fer2013", role="edge", build=emotion_edge,
     summary="ResNet-9 at half width (32-64-128-256), 48x48 grey, early pool",
     train=TrainConfig(
-        epochs=30, batch_size=128, optimizer="sgd", learning_rate=0.05, schedule="cosine",
+        epochs=50, batch_size=128, optimizer="sgd", learning_rate=0.05, schedule="cosine",
         warmup_epochs=2, momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
-        use_official_val=True,
+        use_official_val=True, mixed_precision=True,
         augment=Augment(rotation=10, zoom=0.1, shift=0.1, flip=True, fill="nearest"),
     ),
 ))

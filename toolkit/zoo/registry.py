@@ -21,6 +21,7 @@ class Augment:
     shift: float = 0.0  # max translation, fraction of the image size
     flip: bool = False  # random horizontal flip
     fill: str = "constant"  # constant (black) | reflect | nearest
+    cutout: int = 0  # side in pixels of one random square set to mid-grey per image (0: off)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class TrainConfig:
     use_official_val: bool = False  # e.g. FER-2013 PublicTest
     early_stopping_patience: Optional[int] = None
     augment: Optional[Augment] = None
+    # Compute in bfloat16 (CPU with native bf16) or float16 (GPU); weights stay float32 and the
+    # shipped model is rebuilt in float32, so exports never see reduced precision.
+    mixed_precision: bool = False
 
 
 @dataclass(frozen=True)
