@@ -41,7 +41,6 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-
 def _augment(images: tf.Tensor, seed: tf.Tensor, augment: Augment) -> tf.Tensor:
     images = random_affine(images, seed, augment)  # same seed as before cutout existed: old runs reproduce
     if augment.cutout:

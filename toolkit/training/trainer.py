@@ -32,15 +32,24 @@ class TrainResult:
     history: dict[str, list[float]]
 
 
+def _tensorflow_gpus() -> list:
+    """GPUs TensorFlow will train on; empty on CPU or under another Keras backend."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return []
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
 def select_device() -> str:
     """Report the accelerator Keras will use; training runs on GPU when one is visible."""
     import keras
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
+        gpus = _tensorflow_gpus()
         return f"GPU ({gpus[0].name})" if gpus else f"CPU ({cpu_name()}, {os.cpu_count()} cores)"
     if backend == "jax":
         import jax
@@ -53,13 +62,8 @@ def precision_policy(cfg: TrainConfig) -> str:
     """The Keras dtype policy for training: mixed only where the hardware makes it pay."""
     if not cfg.mixed_precision:
         return "float32"
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        if tf.config.list_physical_devices("GPU"):
-            return "mixed_float16"
+    if _tensorflow_gpus():
+        return "mixed_float16"
     return "mixed_bfloat16" if cpu_has_native_bf16() else "float32"
 
 
@@ -237,7 +241,7 @@ def train_model(
 
 
 def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, seed, epochs, train_n, val_n,
-               device, precision="float32") -> dict[str, Any]:
+               device, precision) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
