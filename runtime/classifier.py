@@ -23,6 +23,7 @@ class Prediction:
     score: float  # probability of the top class
     top_k: tuple[tuple[str, float], ...]  # best first
     probabilities: np.ndarray  # over all labels
+    unsure: bool = False  # out of the model's distribution or too ambiguous to trust (calibrated at export)
 
 
 class Classifier:
