@@ -21,6 +21,7 @@ from ..runtime.inference import run_batches
 from ..runtime.metadata import ModelInfo
 from ..runtime.session import create_session
 from ..runtime.spec import InputSpec
+from ..runtime.unsure import UnsureRule, calibrate
 from .convert import DEFAULT_OPSET, image_input_spec, keras_to_onnx
 from .errors import ExportError, GateError
 from .quantize import QuantOptions, quantize_dynamic_int8, quantize_static_int8, to_fp16
@@ -63,6 +64,13 @@ class ExportJob:
     gates: Gates = field(default_factory=Gates)
     opset: int = DEFAULT_OPSET
     nchw: bool = True
+    # Declared preprocessing (already applied to eval/calibration pixels) and the unsure flag's calibration:
+    # held-out in-distribution pixels, model-ready, never used to train or to validate.
+    preprocess: tuple[dict[str, Any], ...] = ()
+    unsure_pixels: Optional[np.ndarray] = None
+    unsure_statistic: Optional[str] = None
+    unsure_description: str = ""
+    unsure_rate: float = 0.01
 
 
 def _versions(opset: int) -> dict[str, Any]:
@@ -115,10 +123,13 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
         session = create_session(data, "cpu")
         probs = run_batches(session, job.eval_data.x, onnx_spec)
         result = compare(reference, probs, job.eval_data.y)
+        result["unsure_rate"] = None if unsure_rule is None else \
+            float(unsure_rule.flags(probs, job.eval_data.x).mean())
         failures = gate_failures(gate_as, result, job.gates)
         return {"variant": variant, "bytes": data, "quantization": quantization, "validation": result,
                 "failures": failures, "size_bytes": len(data)}
 
+    unsure_rule = _calibrate_unsure(job, fp32, onnx_spec, on_log)
     results = [validate("fp32", "fp32", fp32, {})]
     if "fp16" in job.variants:
         on_log("fp16 variant")
@@ -139,6 +150,7 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
                 dataset=job.dataset, source_sha256=job.source_sha256, versions=versions,
                 quantization=r["quantization"],
                 validation={"data": job.eval_data.description, **r["validation"], "gates": job.gates.to_dict()},
+                preprocess=tuple(job.preprocess), unsure=unsure_rule.to_dict() if unsure_rule else {},
             )
             final = _embed(r["bytes"], info)
             write_bytes_atomic(Path(r["path"]), final)
@@ -154,6 +166,8 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
         "validation_data": job.eval_data.description,
         "input_spec": onnx_spec.to_dict(),
         "graph_rewrites": rewrites,
+        "preprocess": list(job.preprocess),
+        "unsure": unsure_rule.to_dict() if unsure_rule else None,
         "gates": job.gates.to_dict(),
         "versions": versions,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -167,6 +181,15 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
         kept = "nothing written (fp32 failed)" if failed_fp32 else f"written: {', '.join(written) or 'nothing'}"
         raise GateError(f"{job.name}: validation gate failed: {lines}; {kept}", report)
     return report
+
+
+def _calibrate_unsure(job: ExportJob, fp32: bytes, onnx_spec: InputSpec, on_log) -> Optional[UnsureRule]:
+    """Thresholds for the unsure flag, from the exported model's answers on held-out images."""
+    if job.unsure_pixels is None or len(job.unsure_pixels) == 0:
+        return None
+    on_log(f"calibrating the unsure flag on {job.unsure_description}")
+    probs = run_batches(create_session(fp32, "cpu"), job.unsure_pixels, onnx_spec)
+    return calibrate(probs, job.unsure_pixels, job.unsure_statistic, job.unsure_rate, job.unsure_description)
 
 
 def _int8_candidates(job: ExportJob, fp32: bytes, onnx_spec: InputSpec, validate, on_log) -> list[dict[str, Any]]:

@@ -60,6 +60,9 @@ def export(
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Validate on a stratified sample of N test images."),
     out: OptPath = typer.Option(None, "--out", help="Output folder (default: beside the Keras model)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
+    preprocess: Optional[str] = typer.Option(
+        None, "--preprocess", help="Declared preprocessing: a preset (digits, silhouette, photo, stretch) or a JSON "
+        "list of steps. Default: what the model was trained with."),
     max_diff: float = GateOptions["max_diff"],
     min_agreement: float = GateOptions["min_agreement"],
     max_int8_drop: float = GateOptions["max_int8_drop"],
@@ -78,7 +81,7 @@ def export(
         target, variants=variants, artifacts=artifacts, data_dir=data_dir, calib_data=calib_data,
         eval_data=eval_data, labels_file=labels, eval_limit=eval_limit, out_dir=out, opset=opset,
         quant=QuantOptions(mode=quant, calibration=calib_method, calib_size=calib_size),
-        gates=_gates(max_diff, min_agreement, max_int8_drop),
+        gates=_gates(max_diff, min_agreement, max_int8_drop), preprocess=preprocess,
     )
     for note in notes:
         console.print(f"[yellow]{note}[/]", highlight=False)

@@ -57,7 +57,7 @@ def infer(
         sink = sys.stdout
     writer = Writer(sink, fmt, top_k) if fmt != "table" else None
     shown: list = []
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "failed": 0, "unsure": 0}
     failures: list = []
     start = time.perf_counter()
     files = iter_image_files(inputs, recursive=recursive)
@@ -72,6 +72,7 @@ def infer(
             task = progress.add_task("infer", total=None, rate="")
             for result in classify_stream(clf, files, batch_size=batch_size, workers=workers, top_k=top_k):
                 counts["ok" if result.ok else "failed"] += 1
+                counts["unsure"] += bool(result.ok and result.prediction.unsure)
                 if not result.ok and len(failures) < MAX_FAILURES_SHOWN:  # memory stays bounded
                     failures.append(result)
                 if writer:
@@ -101,7 +102,7 @@ def infer(
         err_console.print(more + (" (all listed in the output file)" if writer else ""), style="red")
     rate = counts["ok"] / elapsed if elapsed > 0 else 0.0
     err_console.print(
-        f"{total} images: {counts['ok']} classified, {counts['failed']} failed in {elapsed:.2f}s "
+        f"{total} images: {counts['ok']} classified ({counts['unsure']} unsure), {counts['failed']} failed in {elapsed:.2f}s "
         f"({rate:,.0f} img/s) with {clf.path.name} ({clf.info.variant}) on {clf.provider}", highlight=False, markup=False)
     if output is not None:
         where = partial if interrupted else output
@@ -122,16 +123,17 @@ def _print_table(rows: list, top_k: int, total: int) -> None:
     table.add_column("file")
     table.add_column("label")
     table.add_column("score", justify="right")
+    table.add_column("unsure")
     if top_k > 1:
         table.add_column(f"top {top_k}")
     from rich.markup import escape
 
     for r in rows:
         if r.prediction is None:
-            cells = [escape(r.source), "[red]error[/]", escape(r.error or "")]
+            cells = [escape(r.source), "[red]error[/]", escape(r.error or ""), ""]
         else:
             p = r.prediction
-            cells = [escape(r.source), escape(p.label), f"{p.score:.3f}"]
+            cells = [escape(r.source), escape(p.label), f"{p.score:.3f}", "[yellow]unsure[/]" if p.unsure else ""]
         if top_k > 1:
             cells.append("" if r.prediction is None else
                          escape(", ".join(f"{lbl} {s:.2f}" for lbl, s in r.prediction.top_k)))

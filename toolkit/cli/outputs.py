@@ -13,9 +13,9 @@ FORMATS = ("table", "csv", "json", "jsonl")
 
 def result_dict(r: Result) -> dict[str, Any]:
     if r.prediction is None:
-        return {"path": r.source, "label": None, "score": None, "top_k": [], "error": r.error}
+        return {"path": r.source, "label": None, "score": None, "unsure": None, "top_k": [], "error": r.error}
     p = r.prediction
-    return {"path": r.source, "label": p.label, "score": round(p.score, 6),
+    return {"path": r.source, "label": p.label, "score": round(p.score, 6), "unsure": bool(p.unsure),
             "top_k": [{"label": lbl, "score": round(s, 6)} for lbl, s in p.top_k], "error": None}
 
 
@@ -28,7 +28,7 @@ class Writer:
         self.fh, self.fmt, self.top_k, self.count = fh, fmt, top_k, 0
         if fmt == "csv":
             self._csv = csv.writer(fh)
-            header = ["path", "label", "score"]
+            header = ["path", "label", "score", "unsure"]
             for i in range(2, top_k + 1):
                 header += [f"label_{i}", f"score_{i}"]
             self._csv.writerow(header + ["error"])
@@ -39,9 +39,9 @@ class Writer:
         if self.fmt == "csv":  # straight from the Prediction: this runs once per image
             p = r.prediction
             if p is None:
-                self._csv.writerow([r.source, "", ""] + ["", ""] * (self.top_k - 1) + [r.error])
+                self._csv.writerow([r.source, "", "", ""] + ["", ""] * (self.top_k - 1) + [r.error])
             else:
-                cells: list[Any] = [r.source, p.label, f"{p.score:.6f}"]
+                cells: list[Any] = [r.source, p.label, f"{p.score:.6f}", "1" if p.unsure else "0"]
                 for i in range(1, self.top_k):
                     cells += [p.top_k[i][0], f"{p.top_k[i][1]:.6f}"] if i < len(p.top_k) else ["", ""]
                 cells.append("")
