@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import EdgeclsError
 from .metadata import ModelInfo
+from .model_check import check_session
 from .paths import resolve_model
 from .preprocess import ImageSource, load_pixels, to_batch
 from .session import create_session, session_provider
@@ -46,6 +47,7 @@ class Classifier:
         self.path: Path = resolve_model(model, variant, artifacts)
         self._session = create_session(self.path, device, threads, spin)
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
+        check_session(self._session, self.info.labels, self.info.input_spec, str(self.path))
         self.spec = self.info.input_spec
         self.labels = self.info.labels
         self._input = self._session.get_inputs()[0].name
