@@ -60,10 +60,10 @@ def test_eval_reproduces_recorded_accuracy(data_dir, artifacts_root):
 def test_errors_are_one_line_not_tracebacks(tmp_path):
     proc = _run("eval", "no-such-model", "--artifacts", str(tmp_path))
     assert proc.returncode == 1
-    assert "no trained model at" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    assert "no trained model at" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr  # errors: stderr
     proc = _run("train", "mnist", "--data-dir", str(tmp_path), env_extra={"EDGECLS_OFFLINE": "1"})
     assert proc.returncode == 1
-    assert str(tmp_path / "mnist.npz") in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    assert str(tmp_path / "mnist.npz") in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
