@@ -38,9 +38,24 @@ def _error(message: str) -> None:
     err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
 
 
+_interrupted = False
+
+
+def _on_sigint(signum, frame) -> None:  # noqa: ANN001 - signal handler signature
+    """Python's own behaviour (raise KeyboardInterrupt), remembering that it happened: a library may turn the
+    interrupt into another error (onnxruntime's import gives ImportError), which must still exit 130."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter off the terminal
     try:
+        import signal
+
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_sigint)
         sys.exit(_run())
     except KeyboardInterrupt:  # Ctrl-C while Python is still importing, or between our handlers
         try:
@@ -60,6 +75,9 @@ def _run() -> int:
     try:
         code = app(standalone_mode=False)
     except EdgeclsError as exc:
+        if _interrupted:
+            sys.stderr.write("interrupted\n")
+            return INTERRUPTED
         _error(str(exc))
         return ERROR
     except TyperException as exc:  # usage errors: click would exit 2, which means "some inputs skipped" here
@@ -71,5 +89,10 @@ def _run() -> int:
         return INTERRUPTED
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
+        return INTERRUPTED
+    except Exception:
+        if not _interrupted:
+            raise  # a bug: its traceback is the report
+        sys.stderr.write("interrupted\n")  # a library turned Ctrl-C into another exception
         return INTERRUPTED
     return code if isinstance(code, int) else 0
