@@ -68,3 +68,5 @@ def train(
     test = result.card["test"]
     say(("done ", "bold green"), f"{name}: test accuracy {test['accuracy'] * 100:.2f}% on "
         f"{test['num_samples']} images, {result.card['training']['train_seconds']:.0f}s training")
+    if getattr(dataset, "skipped", None):  # trained, but not on every image given: scripts should know
+        raise typer.Exit(2)
