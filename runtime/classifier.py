@@ -77,7 +77,11 @@ class Classifier:
         else:
             raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
                                f"got {batch.shape[1:]}")
-        return self._session.run([self._output], {self._input: batch})[0]
+        probabilities = self._session.run([self._output], {self._input: batch})[0]
+        if probabilities.shape[-1] != len(self.labels):  # a dynamic output width, checked once it is known
+            raise EdgeclsError(f"{self.path}: invalid model: output has {probabilities.shape[-1]} columns but "
+                               f"metadata edgecls.labels has {len(self.labels)} class names")
+        return probabilities
 
     def predict(self, sources: Union[ImageSource, Sequence[ImageSource]], top_k: int = 1) -> list[Prediction]:
         """Paths, bytes, PIL images or arrays -> one Prediction each (a single source gives a list of one)."""

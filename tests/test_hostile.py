@@ -444,3 +444,4 @@ def test_13_bench_exits_nonzero_when_every_row_fails(tmp_path, data_dir):
                    "--device", "cpu", "--limit", "32", "--batch-sizes", "1", "--repeats", "1", timeout=600)
     assert proc.returncode == 1, text(proc.stderr)
     assert b"none of the" in proc.stderr and not list(art.glob("bench-*"))
+

@@ -101,7 +101,6 @@ def infer(
             where = sink.commit()
     elif writer is not None:
         writer.close()
-        stdout.detach()
     if fmt == "table":
         _print_table(shown, top_k, tally.total)
     for line in tally.problem_lines():
@@ -125,11 +124,9 @@ def infer(
 def _stdout_text():
     """stdout for machine formats: file names that are not UTF-8 go out byte for byte (as in output files)
     instead of crashing the encoder."""
-    import io
-
-    sys.stdout.flush()
-    return io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline="",
-                            write_through=True)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
+    return sys.stdout
 
 
 def _print_table(rows: list, top_k: int, total: int) -> None:
