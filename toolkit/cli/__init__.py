@@ -56,14 +56,20 @@ def main() -> None:
 
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, _on_sigint)
-        sys.exit(_run())
+        code = _run()
+        signal.signal(signal.SIGINT, _exit_now)  # shutdown (atexit: pools, threads) must not print a traceback
     except KeyboardInterrupt:  # Ctrl-C while Python is still importing, or between our handlers
-        try:
-            sys.stdout.flush()
-            sys.stderr.write("interrupted\n")
-            sys.stderr.flush()
-        finally:
-            os._exit(INTERRUPTED)
+        _exit_now()
+    sys.exit(code)
+
+
+def _exit_now(*_: object) -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.write("interrupted\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(INTERRUPTED)
 
 
 def _run() -> int:
