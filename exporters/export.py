@@ -36,6 +36,20 @@ def variant_path(out_dir: Path, name: str, variant: str) -> Path:
     return Path(out_dir) / f"{name}{SUFFIX[variant]}"
 
 
+def remove_stale_variants(out_dir: Path, name: str, written: list[str]) -> list[str]:
+    """Make the variants on disk one set: after fp32 is rewritten, any other variant file this run did not
+    rebuild (an old .fp16.onnx when --fp16 was not asked again, an old int8 whose new one failed its gate)
+    belongs to a different model and would be loaded beside the new one unmarked. Returns what was removed."""
+    keep = {Path(p).resolve() for p in written}
+    removed = []
+    for variant in VARIANTS:
+        path = variant_path(out_dir, name, variant)
+        if path.resolve() not in keep and (path.is_file() or path.is_symlink()):
+            path.unlink()
+            removed.append(str(path))
+    return removed
+
+
 def report_path(out_dir: Path, name: str) -> Path:
     return Path(out_dir) / f"{name}.export.json"
 
@@ -158,6 +172,7 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
             r["written"] = True
             written.append(r["path"])
         del r["bytes"]
+    removed = [] if failed_fp32 else remove_stale_variants(job.out_dir, job.name, written)
 
     report = {
         "name": job.name,
@@ -172,6 +187,7 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
         "versions": versions,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "variants": results,
+        "removed_stale": removed,
         "passed": all(r["passed"] for r in results if not r.get("superseded")),
     }
     write_json_atomic(report_path(job.out_dir, job.name), report)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import EdgeclsError
 from .metadata import ModelInfo
+from .model_check import check_session
 from .paths import resolve_model
 from .preprocess import ImageSource, load_pixels, prepare_batch, to_batch, working_pixels
 from .session import create_session, session_provider
@@ -48,6 +49,7 @@ class Classifier:
         self.path: Path = resolve_model(model, variant, artifacts)
         self._session = create_session(self.path, device, threads, spin)
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
+        check_session(self._session, self.info.labels, self.info.input_spec, str(self.path))
         self.spec = self.info.input_spec
         self.labels = self.info.labels
         self.pipeline = Pipeline.parse(self.info.preprocess or None, str(self.path))
@@ -86,7 +88,11 @@ class Classifier:
         else:
             raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
                                f"got {batch.shape[1:]}")
-        return self._session.run([self._output], {self._input: batch})[0]
+        probabilities = self._session.run([self._output], {self._input: batch})[0]
+        if probabilities.shape[-1] != len(self.labels):  # a dynamic output width, checked once it is known
+            raise EdgeclsError(f"{self.path}: invalid model: output has {probabilities.shape[-1]} columns but "
+                               f"metadata edgecls.labels has {len(self.labels)} class names")
+        return probabilities
 
     def predict(self, sources: Union[ImageSource, Sequence[ImageSource]], top_k: int = 1) -> list[Prediction]:
         """Paths, bytes, PIL images or arrays -> one Prediction each (a single source gives a list of one)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import EdgeclsError
+from .model_check import check_input_spec, check_labels
 from .spec import InputSpec
 
 PREFIX = "edgecls."
@@ -89,8 +90,8 @@ class ModelInfo:
         return cls(
             name=get("name", ""),
             variant=get("variant", "fp32"),
-            labels=tuple(labels),
-            input_spec=InputSpec.from_dict(spec),
+            labels=check_labels(labels, source),
+            input_spec=check_input_spec(spec, source),
             output=get("output", "probabilities"),
             dataset=get("dataset", ""),
             source_sha256=get("source_sha256", ""),

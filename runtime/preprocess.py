@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .files import open_regular_file
 from .spec import InputSpec
 from .transforms import Pipeline
 
@@ -79,7 +80,7 @@ _TAGGED_FORMATS = frozenset({"TIFF", "MPO"})  # orientation may live in tags rat
 def _decode_file(path: Union[str, os.PathLike], name: str) -> Image.Image:
     """Open once; fstat for the empty/oversized checks; Pillow reads straight from the handle."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:  # never blocks on a FIFO, never reads a device
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
                 raise ImageError(name, "empty file (0 bytes)")
@@ -92,6 +93,8 @@ def _decode_file(path: Union[str, os.PathLike], name: str) -> Image.Image:
         raise ImageError(name, "not a regular file (a directory)") from None
     except PermissionError as exc:
         raise ImageError(name, f"unreadable: {exc.strerror or exc}") from None
+    except OSError as exc:  # a FIFO, device or socket; a symlink loop
+        raise ImageError(name, exc.strerror or str(exc)) from None
 
 
 def _decode(fp: BinaryIO, name: str) -> Image.Image:
@@ -142,10 +145,12 @@ def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
             raise ImageError(name, "array holds NaN or infinite values")
         scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0  # 0-1 floats or 0-255 floats
         return np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.integer):
-        if arr.max(initial=0) > 255:  # 16-bit style data
-            return np.clip(arr.astype(np.int64) // 257, 0, 255).astype(np.uint8)
-        return np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 2:  # 16-bit: scaled by bit depth, never by content,
+        return (arr // 257).astype(np.uint8)  # so a dark image stays dark
+    if np.issubdtype(arr.dtype, np.integer):  # other ints (numpy's default int64 included) hold 0-255 values
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+            raise ImageError(name, f"{arr.dtype} pixels outside 0-255; give uint8, or uint16 for 16-bit images")
+        return arr.astype(np.uint8)
     raise ImageError(name, f"unsupported array dtype {arr.dtype}")
 
 
@@ -155,7 +160,10 @@ def convert_mode(image: Image.Image, channels: int, name: str = "<image>") -> Im
     if image.mode == target:
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return array_to_image(np.asarray(image), name).convert(target)
+        arr = np.asarray(image)
+        if image.mode == "I" and _bits_per_sample(image) == 16:  # 16-bit data held in a 32-bit mode
+            arr = np.clip(arr, 0, 65535).astype(np.uint16)
+        return array_to_image(arr, name).convert(target)
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "RGBa", "La", "PA"):
@@ -163,6 +171,14 @@ def convert_mode(image: Image.Image, channels: int, name: str = "<image>") -> Im
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert(target)
+
+
+def _bits_per_sample(image: Image.Image) -> int:
+    """Bit depth a file declares (TIFF tag 258; PNG stores at most 16 bits per sample)."""
+    if image.format == "PNG":
+        return 16
+    bits = getattr(image, "tag_v2", {}).get(258) if hasattr(image, "tag_v2") else None
+    return int(bits[0] if isinstance(bits, tuple) else bits) if bits else 32
 
 
 def to_pixels(image: Image.Image, spec: InputSpec, name: str = "<image>") -> np.ndarray:

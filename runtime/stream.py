@@ -69,7 +69,12 @@ def decode_chunk(sources: Sequence[Any], spec: InputSpec, pipeline: Optional[Pip
 
 
 def _worker_init() -> None:
+    import signal
     import warnings
+
+    # Ctrl-C reaches the whole process group: the parent stops the run and shuts the pool down; a worker
+    # dying of KeyboardInterrupt would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from PIL import Image
 
