@@ -9,12 +9,12 @@ import sys
 import typer
 
 from ..runtime.errors import EdgeclsError
-from . import bench, evaluate, export, infer, models, train
+from . import bench, evaluate, export, infer, models, serve, train
 from .app import app, console
 
 __all__ = ["app", "main"]
 
-_ = (bench, evaluate, export, infer, models, train)  # command modules register themselves on `app`
+_ = (bench, evaluate, export, infer, models, serve, train)  # command modules register themselves on `app`
 
 
 def main() -> None:
