@@ -175,8 +175,9 @@ def test_page_is_served(server):
      "UINT8 data must be integers from 0 to 255"),
     (b'{"inputs": [{"name": "pixels", "shape": [1], "datatype": "UINT8", "data": [1.5]}]}', 400,
      "UINT8 data must be integers"),
-    (b'{"inputs": [{"name": "pixels", "shape": [1], "datatype": "FP32", "data": [NaN]}]}', 400,
-     "FP32 pixels must be finite"),
+    (b'{"inputs": [{"name": "pixels", "shape": [1], "datatype": "FP32", "data": [NaN]}]}', 400, "malformed JSON"),
+    (b'{"inputs": [{"name": "pixels", "shape": [1], "datatype": "FP32", "data": [256.5]}]}', 400,
+     "FP32 pixels must be finite values from 0 to 255"),
     (b'{"inputs": [{"name": "pixels", "shape": [2], "datatype": "UINT8", "data": [1, "x"]}]}', 400,
      "must hold only numbers"),
     (b'{"inputs": [{"name": "pixels", "shape": [2], "datatype": "UINT8", "data": [[1], [2, 3]]}]}', 400, "ragged"),
@@ -347,3 +348,30 @@ def test_cli_refuses_bad_setups_with_one_line(tmp_path):
     assert bad.returncode == 1 and "choose one of --int8 and --fp16" in bad.stdout + bad.stderr
     for result in (missing, dup, bad):
         assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_port_in_use_exits_3_with_one_line():
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "edgecls", "serve", "--port", str(port)], capture_output=True,
+                                text=True, timeout=60)
+    assert result.returncode == 3  # uvicorn's start-up failure code
+    assert "address already in use" in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_serve_imports_only_the_runtime():
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgecls.serve import create_app, load_models, ServeConfig; "
+            "create_app(load_models(['mnist']), ServeConfig()); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'onnx')]; "
+            "bad += [m for m in sys.modules if m.startswith('edgecls.') and m.split('.')[1] not in ('runtime', 'serve')]; "
+            "print(bad); sys.exit(bool(bad))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -10,13 +10,15 @@ from contextlib import asynccontextmanager
 from typing import Awaitable, Callable, Optional, Sequence
 
 import numpy as np
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
+from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.routing import Route
 
 from .. import __version__
@@ -35,6 +37,13 @@ MAX_UPLOAD_FILES = 64
 THREADPOOL_JSON_BYTES = 256 * 1024  # parse bigger bodies off the event loop
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class JSONResponse(StarletteJSONResponse):
+    """Starlette's JSONResponse rendered by orjson (several times faster on probability arrays)."""
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
 
 
 def error_response(status: int, message: str) -> JSONResponse:
