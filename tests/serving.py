@@ -11,7 +11,19 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import httpx
+
+def require(module: str, why: str):
+    """Import an optional test dependency: skip without it locally, fail in CI (env CI set), where it must exist."""
+    import importlib
+
+    import pytest
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run this test but {module} is missing: {why}")
+        pytest.skip(f"{module} is missing: {why}", allow_module_level=True)
 
 
 def free_port() -> int:
@@ -34,6 +46,8 @@ class ServerProcess:
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 
     def wait_ready(self, timeout: float = 60.0) -> "ServerProcess":
+        import httpx
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import signal
 import socket
 import time
@@ -12,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from serving import metric_samples, require, start_server
 
-httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (dev extra)")
-pytest.importorskip("starlette", reason="edgecls serve needs the serve extra: pip install -e '.[serve]'")
-
-from PIL import Image  # noqa: E402
-from serving import metric_samples, start_server  # noqa: E402
+httpx = require("httpx", "pip install -e '.[dev]'")
+require("starlette", "edgecls serve needs the serve extra: pip install -e '.[serve]'")
 
 from edgecls.runtime import Classifier  # noqa: E402
 

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("httpx", reason="the serve tests need httpx (dev extra)")
-pytest.importorskip("starlette", reason="edgecls serve needs the serve extra: pip install -e '.[serve]'")
+from serving import require, start_server
 
-from serving import start_server  # noqa: E402
+require("httpx", "pip install -e '.[dev]'")
+require("starlette", "edgecls serve needs the serve extra: pip install -e '.[serve]'")
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -40,7 +39,7 @@ def _chromium() -> str:
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory):
     chromium = _chromium()
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="install the dev extra (playwright)")
+    playwright_api = require("playwright.sync_api", "pip install -e '.[dev]' (Playwright drives the system chromium)")
     root = tmp_path_factory.mktemp("browser")
     server = start_server(["mnist", "cifar10"], ["--max-wait-ms", "1"], root / "server.log")
     try:
