@@ -1,8 +1,8 @@
 """Dynamic micro-batching: concurrent requests for one model are merged into one model run.
 
 One MicroBatcher per model. Requests wait in an asyncio queue; a single collector task takes the first,
-waits up to `max_wait_ms` for more (or until `max_batch_size` images), runs the merged batch in the model's
-own worker thread, and hands each request its rows back. onnxruntime releases the GIL while it computes,
+gathers more until it has `max_batch_size` images or the first has waited `max_wait_ms`, runs the merged
+batch in the model's own worker thread, and hands each request its rows back. onnxruntime releases the GIL while it computes,
 so the event loop keeps parsing and answering other requests meanwhile. While a batch runs, new requests
 pile up in the queue and form the next batch, so batches grow with load by themselves.
 """
@@ -27,7 +27,7 @@ RunFn = Callable[[np.ndarray], np.ndarray]
 class _Item:
     pixels: np.ndarray
     future: asyncio.Future
-    enqueued: float = field(default_factory=time.perf_counter)
+    enqueued: float = field(default_factory=time.monotonic)
 
 
 class MicroBatcher:
@@ -95,12 +95,14 @@ class MicroBatcher:
             if first is None:
                 break
             batch, size = [first], len(first.pixels)
-            deadline = loop.time() + self._max_wait
+            # The wait counts from when the oldest request arrived, not from now: requests that queued up while
+            # the previous batch ran have waited enough and go at once (Triton's max_queue_delay does the same).
+            deadline = first.enqueued + self._max_wait
             while size < self._max_batch and not stopping:
                 try:
                     item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
+                    remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     try:
@@ -123,7 +125,7 @@ class MicroBatcher:
             return
         pixels = batch[0].pixels if len(batch) == 1 else np.concatenate([item.pixels for item in batch])
         self._metrics.batch_size.labels(self.name).observe(len(pixels))
-        started = time.perf_counter()
+        started = time.monotonic()
         for item in batch:
             self._metrics.queue_wait.labels(self.name).observe(started - item.enqueued)
         try:
@@ -134,7 +136,7 @@ class MicroBatcher:
                     item.future.set_exception(exc)
             return
         finally:
-            self._metrics.run_seconds.labels(self.name).observe(time.perf_counter() - started)
+            self._metrics.run_seconds.labels(self.name).observe(time.monotonic() - started)
         start = 0
         for item in batch:
             stop = start + len(item.pixels)
