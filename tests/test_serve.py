@@ -202,6 +202,8 @@ def test_bad_parameters_models_and_images(server, digits):
         (httpx.post(server.url + "/v2/models/mnist/classify", content=b'--b\r\nContent-Disposition: form-data; '
                     b'name="note"\r\n\r\nhello\r\n--b--\r\n', headers={"content-type": "multipart/form-data; boundary=b"}),
          400, "holds no file"),
+        (httpx.post(server.url + "/v2/models/mnist/classify", content=b"x", headers={"content-type": "multipart/form-data"}),
+         400, "Missing boundary"),
         (httpx.post(server.url + "/v2/models/mnist/classify?top_k=x", content=_png(x[0])), 400, "top_k"),
         (httpx.get(server.url + "/v2/nothing/here"), 404, "Not Found"),
         (httpx.get(server.url + "/v2/models/mnist/infer"), 405, "Method Not Allowed"),

@@ -83,6 +83,8 @@ def create_app(models: Sequence[ServedModel], config: Optional[ServeConfig] = No
                     response = await fn(request)
                 except ApiError as exc:
                     response = error_response(exc.status, exc.message)
+                except HTTPException as exc:  # Starlette's own, e.g. a malformed multipart body
+                    response = error_response(exc.status_code, str(exc.detail))
                 name = request.path_params.get("name", "")
                 model = name if name in by_name else ""  # unknown names must not grow the label set
                 metrics.requests.labels(model, route, str(response.status_code)).inc()
