@@ -69,7 +69,7 @@ def create_app(models: Sequence[ServedModel], config: Optional[ServeConfig] = No
         try:
             yield
         finally:
-            state["ready"] = False  # readiness probes go red while in-flight requests drain
+            state["ready"] = False  # uvicorn has answered every connection; the batchers finish what they hold
             await asyncio.gather(*(m.batcher.close() for m in models))
             log.info("all in-flight requests answered; stopped")
 
