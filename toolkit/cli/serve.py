@@ -18,7 +18,8 @@ def serve(
     int8: bool = typer.Option(False, "--int8", help="Serve the models' int8 variants."),
     fp16: bool = typer.Option(False, "--fp16", help="Serve the models' fp16 variants."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available) | cpu | cuda."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads per model (default: all cores)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="onnxruntime threads per model (default: all cores but one, left to the event loop)."),
     max_batch_size: int = typer.Option(32, "--max-batch-size", min=1, help="Images per merged model run; 1 disables batching."),
     max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0, help="How long a batch waits for more requests."),
     max_queue: int = typer.Option(256, "--max-queue", min=1, help="Requests per model waiting or running before 503."),

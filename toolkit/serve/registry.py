@@ -46,9 +46,19 @@ def model_name(spec: str) -> tuple[str, str]:
     return name, model
 
 
+def default_threads() -> int:
+    """onnxruntime threads per model: every core but one, which the event loop needs for HTTP and JSON.
+
+    Measured on 2 shared cores (bench_serve.py, cifar10 fp32): with 2 intra-op threads the merged batches
+    stalled behind the event loop and other processes (micro-batching 0.4-0.7x batch-1 serving); with 1 they
+    ran 1.3x batch-1."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def load_models(specs: Sequence[str], *, variant: str = "fp32", device: str = "auto", threads: Optional[int] = None,
                 artifacts: Optional[Union[str, os.PathLike]] = None) -> list[ServedModel]:
     """Open every model once (errors name the model), refusing two models under one name."""
+    threads = threads or default_threads()
     models: dict[str, ServedModel] = {}
     for spec in specs:
         name, model = model_name(spec)
