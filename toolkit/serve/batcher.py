@@ -2,9 +2,9 @@
 
 One MicroBatcher per model. Requests wait in an asyncio queue; a single collector task takes the first,
 gathers more until it has `max_batch_size` images or the first has waited `max_wait_ms`, runs the merged
-batch in the model's own worker thread, and hands each request its rows back. onnxruntime releases the GIL while it computes,
-so the event loop keeps parsing and answering other requests meanwhile. While a batch runs, new requests
-pile up in the queue and form the next batch, so batches grow with load by themselves.
+batch in the model's own worker thread, and hands each request its rows back. onnxruntime releases the
+GIL while it computes, so the event loop keeps parsing and answering other requests meanwhile. While a
+batch runs, new requests pile up in the queue and form the next batch, so batches grow with load.
 """
 
 from __future__ import annotations
