@@ -13,7 +13,7 @@ from .errors import EdgeclsError
 from .metadata import ModelInfo
 from .model_check import check_session
 from .paths import resolve_model
-from .preprocess import ImageSource, load_pixels, prepare_batch, to_batch, working_pixels
+from .preprocess import ImageSource, load_pixels, prepare_with_stats, to_batch, working_pixels
 from .session import create_session, session_provider
 from .transforms import Pipeline
 from .unsure import UnsureRule
@@ -69,9 +69,14 @@ class Classifier:
 
     def load_many(self, sources: Sequence[ImageSource]) -> np.ndarray:
         """Many sources -> model-ready uint8 (N,H,W,C); equal-sized images are preprocessed as one batch."""
+        return self.prepare(sources)[0]
+
+    def prepare(self, sources: Sequence[ImageSource]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Model-ready pixels and what the preprocessing measured on the originals (for `decode`'s unsure
+        flag); raises ImageError naming the first source that cannot be read."""
         if not self.pipeline.declared:
-            return np.stack([load_pixels(s, self.spec) for s in sources])
-        return prepare_batch([working_pixels(s, self.spec) for s in sources], self.spec, self.pipeline)
+            return np.stack([load_pixels(s, self.spec) for s in sources]), {}
+        return prepare_with_stats([working_pixels(s, self.spec) for s in sources], self.spec, self.pipeline)
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities for a batch of pixels, uint8 or float (N,H,W,C), or already in the model's layout."""
@@ -102,16 +107,17 @@ class Classifier:
         sources = list(sources)  # type: ignore[arg-type]
         if not sources:
             return []
-        pixels = self.load_many(sources)
-        return self.decode(self.run(pixels), top_k, pixels=pixels)
+        pixels, stats = self.prepare(sources)
+        return self.decode(self.run(pixels), top_k, pixels=pixels, stats=stats)
 
-    def decode(self, probabilities: np.ndarray, top_k: int = 1, pixels: Optional[np.ndarray] = None) -> list[Prediction]:
-        """Turn an (N, classes) probability array into Predictions. Give the model-ready `pixels` the
-        probabilities came from so the unsure flag can use its input check too."""
+    def decode(self, probabilities: np.ndarray, top_k: int = 1, pixels: Optional[np.ndarray] = None,
+               stats: Optional[dict[str, np.ndarray]] = None) -> list[Prediction]:
+        """Turn an (N, classes) probability array into Predictions. Give the model-ready `pixels` (and the
+        `stats` from `prepare`) the probabilities came from, so the unsure flag can use its input check."""
         labels = self.labels
         k = max(1, min(top_k, len(labels)))
         rule = self.unsure_rule
-        unsure = rule.flags(probabilities, pixels).tolist() if rule else [False] * len(probabilities)
+        unsure = rule.flags(probabilities, pixels, stats).tolist() if rule else [False] * len(probabilities)
         if k == 1:  # the common case, vectorised: this runs once per image in folder inference
             best = probabilities.argmax(axis=1)
             scores = probabilities[np.arange(len(best)), best].tolist()

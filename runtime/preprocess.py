@@ -222,15 +222,25 @@ def working_pixels(source: ImageSource, spec: InputSpec) -> np.ndarray:
 
 
 def prepare_batch(images: Sequence[np.ndarray], spec: InputSpec, pipeline: Pipeline) -> np.ndarray:
-    """Working images of any sizes -> model-ready uint8 (N,H,W,C). Same-sized images run through the
-    pipeline together, so a folder of equal-sized files costs a few vectorised numpy passes per batch."""
+    """Working images of any sizes -> model-ready uint8 (N,H,W,C)."""
+    return prepare_with_stats(images, spec, pipeline)[0]
+
+
+def prepare_with_stats(images: Sequence[np.ndarray], spec: InputSpec, pipeline: Pipeline
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Working images of any sizes -> model-ready uint8 (N,H,W,C) and the pipeline's per-image statistics.
+    Same-sized images run through the pipeline together, so a folder of equal-sized files costs a few
+    vectorised numpy passes per batch."""
     out = np.empty((len(images), spec.height, spec.width, spec.channels), np.uint8)
+    stats: dict[str, np.ndarray] = {}
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, image in enumerate(images):
         groups.setdefault(image.shape, []).append(i)
     for index in groups.values():
-        out[index] = pipeline(np.stack([images[i] for i in index]), (spec.height, spec.width))
-    return out
+        out[index], measured = pipeline.apply(np.stack([images[i] for i in index]), (spec.height, spec.width))
+        for key, values in measured.items():
+            stats.setdefault(key, np.full(len(images), np.nan))[index] = values
+    return out, stats
 
 
 def load_pixels(source: ImageSource, spec: InputSpec, pipeline: Optional[Pipeline] = None) -> np.ndarray:

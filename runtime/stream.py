@@ -21,7 +21,7 @@ import numpy as np
 
 from .classifier import Classifier, Prediction
 from .errors import ImageError
-from .preprocess import ImageSource, describe, load_pixels, prepare_batch, working_pixels
+from .preprocess import ImageSource, describe, load_pixels, prepare_with_stats, working_pixels
 from .spec import InputSpec
 from .transforms import Pipeline
 
@@ -51,8 +51,9 @@ def _decode_one(source: ImageSource, spec: InputSpec, pipeline: Optional[Pipelin
 
 
 def decode_chunk(sources: Sequence[Any], spec: InputSpec, pipeline: Optional[Pipeline] = None
-                 ) -> tuple[Optional[np.ndarray], list[int], dict[int, str]]:
-    """Decode a chunk: (model-ready pixels of the good ones, their positions, {position: error})."""
+                 ) -> tuple[Optional[np.ndarray], list[int], dict[int, str], dict[str, np.ndarray]]:
+    """Decode a chunk: (model-ready pixels of the good ones, their positions, {position: error},
+    statistics the preprocessing measured for the good ones)."""
     good, positions, errors = [], [], {}
     for i, source in enumerate(sources):
         out = _decode_one(source, spec, pipeline)
@@ -62,10 +63,11 @@ def decode_chunk(sources: Sequence[Any], spec: InputSpec, pipeline: Optional[Pip
         else:
             errors[i] = out
     if not good:
-        return None, positions, errors
+        return None, positions, errors, {}
     if pipeline is not None and pipeline.declared:
-        return prepare_batch(good, spec, pipeline), positions, errors
-    return np.stack(good), positions, errors
+        pixels, stats = prepare_with_stats(good, spec, pipeline)
+        return pixels, positions, errors, stats
+    return np.stack(good), positions, errors, {}
 
 
 def _worker_init() -> None:
@@ -131,19 +133,22 @@ def classify_stream(
         while pending:
             chunk, futures = pending.popleft()
             submit_next()
-            arrays, where, errors = [], [], {}
+            arrays, measured, where, errors = [], [], [], {}
             offset = 0
             for future in futures:
-                pixels, positions, errs = future.result()
+                pixels, positions, errs, stats = future.result()
                 if pixels is not None:
                     arrays.append(pixels)
+                    measured.append(stats)
                     where.extend(offset + p for p in positions)
                 errors.update({offset + i: e for i, e in errs.items()})
                 offset += split
             predictions = []
             if arrays:
                 batch = np.concatenate(arrays)
-                predictions = clf.decode(clf.run(batch), top_k, pixels=batch)
+                stats = {k: np.concatenate([m[k] for m in measured]) for k in measured[0]} \
+                    if all(measured[0].keys() == m.keys() for m in measured) else {}
+                predictions = clf.decode(clf.run(batch), top_k, pixels=batch, stats=stats)
             by_index = dict(zip(where, predictions))
             for i, source in enumerate(chunk):
                 name = source if isinstance(source, str) else describe(source)

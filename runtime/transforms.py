@@ -32,6 +32,7 @@ class Work:
     pixels: np.ndarray  # float32 (N, H, W, C), 0-255
     box: np.ndarray  # float64 (N, 4): y0, x0, y1, x1, the region of interest in input pixel coordinates
     out: np.ndarray | None = None  # float32 (N, h, w, C): set by the resampling (terminal) step
+    stats: dict[str, np.ndarray] = field(default_factory=dict)  # per-image measurements (the unsure flag's input check)
 
     @classmethod
     def of(cls, pixels: np.ndarray) -> "Work":
@@ -199,6 +200,25 @@ def crop_to_content(work: Work, shape: tuple[int, int], threshold: float, margin
     work.box = np.where(has[:, None], box, work.box)
 
 
+@register("measure", statistic=(str, "midtone_fraction", lambda v: v in ("midtone_fraction",), "midtone_fraction"))
+def measure(work: Work, shape: tuple[int, int], statistic: str) -> None:
+    """Record an input statistic of the region at full working resolution, for the unsure flag.
+
+    Images much larger than the model input get a 3x3 median first: paper grain and JPEG speckle are not
+    ink, and a median keeps stroke edges sharp where a blur would turn them grey."""
+    from .unsure import midtone_fraction
+
+    luma = _luma(work.pixels)
+    n, h, w = luma.shape
+    if min(h, w) > 2 * max(shape):
+        padded = np.pad(luma, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        luma = np.median(np.stack([padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]), axis=0)
+    ys, xs = np.arange(h) + 0.5, np.arange(w) + 0.5
+    in_y = (ys[None, :] >= work.box[:, :1]) & (ys[None, :] <= work.box[:, 2:3])
+    in_x = (xs[None, :] >= work.box[:, 1:2]) & (xs[None, :] <= work.box[:, 3:4])
+    work.stats[statistic] = midtone_fraction(luma, in_y[:, :, None] & in_x[:, None, :])
+
+
 @register("fit", terminal=True, size=(int, 20, lambda v: v >= 1, ">= 1 pixel"),
           center=(str, "mass", lambda v: v in ("mass", "box"), "mass | box"),
           fill=(float, 0.0, lambda v: 0.0 <= v <= 255.0, "0..255"))
@@ -309,17 +329,23 @@ class Pipeline:
         return [{"op": name, **dict(params)} for name, params in self.steps]
 
     def __call__(self, pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """uint8 or float (N,H,W,C) same-sized images -> uint8 (N, shape[0], shape[1], C).
+        """uint8 or float (N,H,W,C) same-sized images -> uint8 (N, shape[0], shape[1], C)."""
+        return self.apply(pixels, shape)[0]
+
+    def apply(self, pixels: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Model-ready uint8 pixels and the per-image statistics `measure` steps recorded.
 
         Runs in chunks of CHUNK images, so a whole data set costs bounded memory."""
         if len(pixels) > CHUNK:
-            return np.concatenate([self(pixels[i : i + CHUNK], shape) for i in range(0, len(pixels), CHUNK)])
+            parts = [self.apply(pixels[i : i + CHUNK], shape) for i in range(0, len(pixels), CHUNK)]
+            stats = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
+            return np.concatenate([p[0] for p in parts]), stats
         work = Work.of(pixels)
         for name, params in self.steps:
             TRANSFORMS[name].fn(work, shape, **dict(params))
         if work.out is None:
             resize(work, shape, mode="stretch", fill=0.0)
-        return np.clip(np.rint(work.out), 0, 255).astype(np.uint8)
+        return np.clip(np.rint(work.out), 0, 255).astype(np.uint8), work.stats
 
     def __str__(self) -> str:
         return " -> ".join(f"{n}({', '.join(f'{k}={v}' for k, v in p)})" for n, p in self.steps) or "stretch resize"
@@ -330,11 +356,12 @@ PRESETS: dict[str, tuple[Step, ...]] = {
     # Handwritten digits and glyphs, MNIST-style: any polarity, any canvas, ink fitted into a 20x20 box
     # and centred by its centre of mass; faint paper grain below 20% is dropped before the box is found.
     "digits": ({"op": "polarity", "background": "dark"}, {"op": "levels", "floor": 0.2},
-               {"op": "crop_to_content", "threshold": 0.3}, {"op": "fit", "size": 20, "center": "mass"},
-               {"op": "levels"}),
+               {"op": "crop_to_content", "threshold": 0.3}, {"op": "measure"},
+               {"op": "fit", "size": 20, "center": "mass"}, {"op": "levels"}),
     # Objects on a plain background, Fashion-MNIST-style: dark background, object fills the frame, centred.
     "silhouette": ({"op": "polarity", "background": "dark"}, {"op": "levels"},
-                   {"op": "crop_to_content", "threshold": 0.05}, {"op": "fit", "size": 28, "center": "box"}),
+                   {"op": "crop_to_content", "threshold": 0.05}, {"op": "measure"},
+                   {"op": "fit", "size": 28, "center": "box"}),
     # Photos (objects, faces): keep proportions, fill the input, crop the overflow evenly.
     "photo": ({"op": "resize", "mode": "center_crop"},),
     # What models exported before declared preprocessing get: stretch the whole image.

@@ -24,13 +24,17 @@ from .errors import EdgeclsError
 FLAT_STD = 2.0  # grey levels: an image this uniform shows nothing
 
 
-def midtone_fraction(pixels: np.ndarray) -> np.ndarray:
-    """Share of the inked pixels (brighter than 15% of full scale) that are mid-tones (15-85%), per image.
+def midtone_fraction(pixels: np.ndarray, region: Optional[np.ndarray] = None) -> np.ndarray:
+    """Share of the inked pixels (brighter than 15% of full scale) that are mid-tones (15-85%), per image,
+    optionally only inside a boolean `region` of the same shape.
 
     An image with no ink at all scores 1.0 (nothing there to recognise)."""
     flat = pixels.reshape(len(pixels), -1)
-    ink = (flat > 38).sum(axis=1)
-    mid = ((flat > 38) & (flat < 217)).sum(axis=1)
+    inked = flat > 38
+    if region is not None:
+        inked &= region.reshape(len(pixels), -1)
+    ink = inked.sum(axis=1)
+    mid = (inked & (flat < 217)).sum(axis=1)
     return np.divide(mid, ink, out=np.ones(len(flat)), where=ink > 0)
 
 
@@ -66,19 +70,27 @@ class UnsureRule:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None and v != math.inf}
 
-    def flags(self, probabilities: np.ndarray, pixels: Optional[np.ndarray] = None) -> np.ndarray:
-        """Boolean per image. Without pixels only the confidence signal applies."""
+    def flags(self, probabilities: np.ndarray, pixels: Optional[np.ndarray] = None,
+              stats: Optional[Mapping[str, np.ndarray]] = None) -> np.ndarray:
+        """Boolean per image. `stats`: statistics the preprocessing measured on the full-resolution image
+        (preferred: thin strokes shrunk to 28x28 turn grey, the original does not); else they are computed
+        on the model-ready `pixels`. Without either only the confidence signal applies."""
         unsure = probabilities.max(axis=1) < self.min_confidence
         if pixels is not None and len(pixels):
             flat = pixels.reshape(len(pixels), -1)
             unsure |= flat.std(axis=1) < FLAT_STD
-            if self.statistic is not None:
-                unsure |= STATISTICS[self.statistic](pixels) > self.max_statistic
+        if self.statistic is not None:
+            value = stats.get(self.statistic) if stats else None
+            if value is None and pixels is not None and len(pixels):
+                value = STATISTICS[self.statistic](pixels)
+            if value is not None:
+                unsure |= np.asarray(value) > self.max_statistic
         return unsure
 
 
 def calibrate(probabilities: np.ndarray, pixels: np.ndarray, statistic: Optional[str],
-              target_rate: float = 0.01, description: str = "") -> UnsureRule:
+              target_rate: float = 0.01, description: str = "",
+              stats: Optional[Mapping[str, np.ndarray]] = None) -> UnsureRule:
     """Thresholds that flag `target_rate` of these in-distribution images (split between the signals)."""
     if not 0.0 < target_rate < 1.0:
         raise ValueError(f"target rate must be in (0, 1), got {target_rate}")
@@ -86,8 +98,9 @@ def calibrate(probabilities: np.ndarray, pixels: np.ndarray, statistic: Optional
     floor = float(np.quantile(probabilities.max(axis=1), share))
     limit = math.inf
     if statistic:
-        limit = float(np.quantile(STATISTICS[statistic](pixels), 1.0 - share))
+        values = stats.get(statistic) if stats else None
+        limit = float(np.quantile(STATISTICS[statistic](pixels) if values is None else values, 1.0 - share))
     rule = UnsureRule(floor, statistic, limit)
-    rate = float(rule.flags(probabilities, pixels).mean())
+    rate = float(rule.flags(probabilities, pixels, stats).mean())
     return UnsureRule(floor, statistic, limit, {"data": description, "images": int(len(probabilities)),
                                                  "target_rate": target_rate, "flagged_rate": rate})

@@ -41,7 +41,7 @@ def _on_paper(digit: np.ndarray, canvas: int = 160, paper: int = 235) -> Image.I
     ink = Image.fromarray(digit[..., 0]).resize((70, 70), Image.Resampling.BICUBIC)
     page = np.full((canvas, canvas), paper, np.float32)
     alpha = np.asarray(ink, np.float32) / 255.0
-    page[20:90, 60:130] = paper * (1 - alpha) + 25 * alpha
+    page[20:90, canvas - 90 : canvas - 20] = paper * (1 - alpha) + 25 * alpha
     return Image.fromarray(page.astype(np.uint8))
 
 

@@ -228,3 +228,27 @@ def test_calibration_hits_its_target_rate():
     assert 0.01 <= rule.flags(probs, pixels).mean() <= 0.03
     assert rule.calibration["flagged_rate"] == pytest.approx(rule.flags(probs, pixels).mean())
     assert UnsureRule.parse(rule.to_dict()) == rule and UnsureRule.parse({}) is None
+
+
+def test_measure_records_the_statistic_inside_the_region_at_full_resolution():
+    img = np.zeros((2, 140, 140, 1), np.float32)
+    img[:, 40:100, 60:72] = 255  # a solid stroke
+    img[1, 40:100, 72:74] = 128  # ...with a grey edge on the second image
+    img[:, 0:10, 0:10] = 128  # mid-grey outside the ink box: must not count
+    work = Work.of(img)
+    work.box[:] = [40, 60, 100, 74]
+    TRANSFORMS["measure"].fn(work, SHAPE, statistic="midtone_fraction")
+    assert work.stats["midtone_fraction"] == pytest.approx([0.0, 2 / 14], abs=0.005)  # median rounds stroke ends
+    pixels, stats = Pipeline.parse([{"op": "crop_to_content", "threshold": 0.9}, {"op": "measure"},
+                                    {"op": "fit"}]).apply(img, SHAPE)
+    assert pixels.shape == (2, 28, 28, 1) and stats["midtone_fraction"].shape == (2,)
+
+
+def test_measure_ignores_paper_grain_on_large_images():
+    rng = np.random.default_rng(5)
+    img = np.clip(rng.normal(0, 30, (1, 150, 150, 1)), 0, 255).astype(np.float32)
+    img[:, 30:120, 70:80] = 255
+    work = Work.of(img)
+    work.box[:] = [30, 70, 120, 80]
+    TRANSFORMS["measure"].fn(work, SHAPE, statistic="midtone_fraction")
+    assert work.stats["midtone_fraction"][0] < 0.05  # 3x3 median: speckle inside the box is not ink

@@ -98,22 +98,23 @@ def prepare_job(
     else:
         labels = ()
 
-    calib_pixels = calib_labels = None
+    calib_pixels = calib_labels = calib_stats = None
     calib_needs_pipeline = False  # data-set pixels are raw; folder images were prepared as they were read
     if calib_data is not None:
         split, found, skipped = read_labelled_folder(calib_data, spec, labels or None, pipeline)
         labels = labels or found
         notes += [f"skipped {s}" for s in skipped]
-        calib_pixels, calib_labels = split.x, split.y
+        calib_pixels, calib_labels, calib_stats = split.x, split.y, split.stats
 
     dataset_name = card["dataset"] if card else ""
-    unsure_pixels, unsure_what = None, ""
+    unsure_pixels, unsure_stats, unsure_what = None, None, ""
     if eval_data is not None:
         split, _, skipped = read_labelled_folder(eval_data, spec, labels or None, pipeline)
         notes += [f"skipped {s}" for s in skipped]
-        evaluation = EvalData(split.x, split.y, f"{eval_data} ({len(split)} images)")
+        evaluation = EvalData(split.x, split.y, f"{eval_data} ({len(split)} images)", split.stats)
         if calib_pixels is not None:
-            unsure_pixels, unsure_what = calib_pixels, f"{calib_data} (the calibration images)"
+            unsure_pixels, unsure_stats = calib_pixels, calib_stats
+            unsure_what = f"{calib_data} (the calibration images)"
     elif card is not None:
         from .data import load_dataset
 
@@ -123,16 +124,17 @@ def prepare_job(
         if len(test) < len(dataset.test):
             what += f", stratified sample of {len(test)}"
         shape = (spec.height, spec.width)
-        evaluation = EvalData(pipeline(test.x, shape) if pipeline.declared else test.x, test.y,
-                              f"{what} ({len(test)} images)")
+        test_x, test_stats = pipeline.apply(test.x, shape) if pipeline.declared else (test.x, None)
+        evaluation = EvalData(test_x, test.y, f"{what} ({len(test)} images)", test_stats)
         held_out = heldout_split(dataset, name, card)
-        unsure_pixels = pipeline(held_out.x, shape) if pipeline.declared else held_out.x
+        unsure_pixels, unsure_stats = pipeline.apply(held_out.x, shape) if pipeline.declared else (held_out.x, None)
         unsure_what = f"{dataset.name} held-out validation images ({len(held_out)})"
         if calib_pixels is None:
             calib_pixels, calib_labels = dataset.train.x, dataset.train.y
             calib_needs_pipeline = pipeline.declared
     elif calib_pixels is not None:
-        evaluation = EvalData(calib_pixels, calib_labels, f"{calib_data} ({len(calib_pixels)} images, also used to calibrate)")
+        evaluation = EvalData(calib_pixels, calib_labels, f"{calib_data} ({len(calib_pixels)} images, also used to calibrate)",
+                              calib_stats)
     else:
         rng = np.random.default_rng(quant.seed)
         evaluation = EvalData(rng.integers(0, 256, (RANDOM_SAMPLE, *spec.shape), dtype=np.uint8), None,
@@ -152,7 +154,8 @@ def prepare_job(
         model=model, name=name, labels=labels, out_dir=Path(out_dir or default_out), eval_data=evaluation,
         calib_pixels=calib_pixels, dataset=dataset_name or (str(calib_data) if calib_data else ""),
         source_sha256=sha256_file(keras_path), variants=variants, quant=quant, gates=gates, opset=opset,
-        preprocess=tuple(pipeline.to_list()), unsure_pixels=unsure_pixels, unsure_description=unsure_what,
+        preprocess=tuple(pipeline.to_list()), unsure_pixels=unsure_pixels, unsure_stats=unsure_stats,
+        unsure_description=unsure_what,
         unsure_statistic=(card or {}).get("unsure_statistic") or _zoo_attr(name, "unsure_statistic"),
     )
     return job, notes

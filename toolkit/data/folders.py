@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..runtime.errors import ImageError
-from ..runtime.preprocess import load_pixels
+from ..runtime.preprocess import load_pixels, prepare_with_stats, working_pixels
 from ..runtime.spec import InputSpec
 from ..runtime.transforms import Pipeline
 from ..runtime.files import IMAGE_SUFFIXES
@@ -24,6 +24,7 @@ def read_labelled_images(root: Path, classes: list[str], spec: InputSpec, skippe
                          pipeline: Optional[Pipeline] = None) -> Split:
     """Images under root/<class>/ for the given class order, model-ready through `pipeline` when the model
     declares one; unreadable files go to `skipped`."""
+    declared = pipeline is not None and pipeline.declared  # then: full-size images first, one batched pass
     xs, ys = [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -33,12 +34,15 @@ def read_labelled_images(root: Path, classes: list[str], spec: InputSpec, skippe
             if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                xs.append(load_pixels(file, spec, pipeline))
+                xs.append(working_pixels(file, spec) if declared else load_pixels(file, spec))
                 ys.append(label)
             except ImageError as exc:
                 skipped.append(f"{file}: {exc.reason}")
     if not xs:
         raise DataError(f"{root}: no readable images in class sub-folders ({', '.join(classes)})")
+    if declared:
+        pixels, stats = prepare_with_stats(xs, spec, pipeline)
+        return Split(pixels, np.array(ys, dtype=np.int64), stats)
     return Split(np.stack(xs), np.array(ys, dtype=np.int64))
 
 
