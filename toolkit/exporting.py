@@ -183,11 +183,8 @@ def heldout_split(dataset: Any, name: str, card: dict[str, Any]) -> Any:
     stratified share of train): never trained on, never used to score the export."""
     if dataset.val is not None:
         return dataset.val
-    spec = None
-    from .zoo import MODELS
-
-    spec = MODELS.get(card.get("name", name))
-    fraction = spec.train.val_fraction if spec is not None else 0.1
+    recipe = _zoo_attr(card.get("name", name), "train")
+    fraction = recipe.val_fraction if recipe is not None else 0.1
     seed = int(card.get("training", {}).get("seed", 1337))
     _, hold = stratified_holdout(dataset.train.y, fraction, seed)
     return dataset.train.take(hold)
