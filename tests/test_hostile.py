@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from edgecls.runtime import Classifier, EdgeclsError
 from edgecls.runtime.files import iter_image_files
 from edgecls.runtime.metadata import ModelInfo
 from edgecls.runtime.outputs import OutputError, check_output
+from edgecls.runtime.preprocess import load_pixels
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST = REPO / "artifacts" / "mnist" / "mnist.onnx"
@@ -264,11 +266,12 @@ def test_7_dark_16bit_images_stay_dark(tmp_path, clf):
     Image.fromarray(dark).save(tmp_path / "dark16.png")
     Image.fromarray(dark).save(tmp_path / "dark16.tif")
     assert Image.open(tmp_path / "dark16.png").mode.startswith("I;16")
+    # The decoding layer (the mnist model's declared `levels` step would then stretch any contrast there is).
     for source in (tmp_path / "dark16.png", tmp_path / "dark16.tif", dark):
-        pixels = clf.load(source)
+        pixels = load_pixels(source, clf.spec)
         assert pixels.max() == 0, source  # 199/257 < 1; the old content rule made this a bright image
     bright = (dark.astype(np.uint32) * 300).clip(0, 65535).astype(np.uint16)
-    assert np.array_equal(clf.load(bright)[..., 0], (bright // 257).astype(np.uint8))
+    assert np.array_equal(load_pixels(bright, clf.spec)[..., 0], (bright // 257).astype(np.uint8))
     with pytest.raises(EdgeclsError, match="outside 0-255"):
         clf.load(dark.astype(np.int64) * 1000)  # numpy ints beyond 0-255 are refused, not guessed
 
@@ -317,7 +320,7 @@ def test_10_unreadable_folder_and_dangling_symlink(folder):
     assert proc.returncode == 2, err
     assert "dangling.png: dangling symlink (-> gone.png)" in err
     assert f"skipped {locked}: folder not readable (permission denied)" in err
-    assert "3 classified, 0 failed, 2 skipped" in err
+    assert re.search(r"3 classified( \(\d+ unsure\))?, 0 failed, 2 skipped", err), err
 
 
 # 11. markup in paths and messages is printed literally ---------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,10 +58,12 @@ def test_every_input_form_gives_the_same_answer(clf, mnist, digits):
 
 
 def test_batch_api_matches_the_exporters_validation(mnist):
-    """The runtime reproduces the accuracy the exporter recorded in the model's metadata."""
+    """The runtime reproduces the accuracy the exporter recorded in the model's metadata, through the
+    model's own declared preprocessing (what the exporter validated)."""
     for path in (MNIST_ONNX, MNIST_INT8):
         clf = Classifier(path, device="cpu")
-        probs = np.concatenate([clf.run(mnist.test.x[i : i + 1000]) for i in range(0, 10000, 1000)])
+        pixels = clf.load_many(list(mnist.test.x))
+        probs = np.concatenate([clf.run(pixels[i : i + 1000]) for i in range(0, 10000, 1000)])
         accuracy = float((probs.argmax(1) == mnist.test.y).mean())
         assert clf.info.validation["samples"] == 10000
         assert accuracy == pytest.approx(clf.info.validation["accuracy"], abs=1e-4)
@@ -168,7 +171,7 @@ def test_infer_outputs(digits, tmp_path, mnist):
         out = tmp_path / f"preds.{fmt}"
         proc = _infer(str(digits), "--int8", "-o", str(out), "-k", "2")
         assert proc.returncode == 0, proc.stderr
-        assert "300 images: 300 classified, 0 failed" in proc.stderr
+        assert re.search(r"300 images: 300 classified( \(\d+ unsure\))?, 0 failed", proc.stderr), proc.stderr
         text = out.read_text()
         if fmt == "csv":
             rows = [line.split(",") for line in text.strip().splitlines()]
