@@ -172,7 +172,7 @@ def test_infer_outputs(digits, tmp_path, mnist):
         text = out.read_text()
         if fmt == "csv":
             rows = [line.split(",") for line in text.strip().splitlines()]
-            assert rows[0] == ["path", "label", "score", "label_2", "score_2", "error"] and len(rows) == 301
+            assert rows[0] == ["path", "label", "score", "unsure", "label_2", "score_2", "error"] and len(rows) == 301
             labels = [r[1] for r in rows[1:]]
         elif fmt == "json":
             labels = [r["label"] for r in json.loads(text)]

@@ -18,7 +18,8 @@ MAX_FAILURES_SHOWN = 50
 
 @app.command()
 def infer(
-    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
+    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns (--engine ray: also "
+                                       ".txt listings of paths and URIs such as s3://bucket/photos/)."),
     model: str = typer.Option("mnist", "--model", "-m", help="Shipped model name or path to an .onnx file."),
     int8: bool = typer.Option(False, "--int8", help="Use the model's int8 variant."),
     fp16: bool = typer.Option(False, "--fp16", help="Use the model's fp16 variant."),
@@ -32,6 +33,11 @@ def infer(
     fmt: Optional[str] = typer.Option(None, "--format", help="table | csv | json | jsonl (default: from --output, else table)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout (same as --format json)."),
     artifacts: Optional[Path] = ArtifactsOption,
+    engine: str = typer.Option("local", "--engine", help="local (this machine) | ray (a Ray cluster, Ray Data)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head host:port, ray://host:port or "
+                                              "auto (default: $RAY_ADDRESS, else a local Ray instance)."),
+    actors: Optional[int] = typer.Option(None, "--actors", min=1, help="--engine ray: inference actors "
+                                         "(default: autoscale to the cluster; each uses --threads CPUs, default 1)."),
 ) -> None:
     """Classify images. Bad files are reported and skipped; the exit code is 1 if any failed."""
     from ..runtime.classifier import Classifier
@@ -42,6 +48,16 @@ def infer(
 
     if int8 and fp16:
         raise EdgeclsError("choose one of --int8 and --fp16")
+    if engine not in ("local", "ray"):
+        raise EdgeclsError(f"unknown engine {engine!r}; choose local or ray")
+    if engine == "ray":
+        from .infer_ray import infer_on_ray
+
+        return infer_on_ray(inputs, model=model, variant="int8" if int8 else "fp16" if fp16 else "fp32",
+                            device=device, batch_size=batch_size, threads=threads, recursive=recursive, top_k=top_k,
+                            output=output, fmt=fmt, address=ray_address, actors=actors, artifacts=artifacts)
+    if ray_address or actors:
+        raise EdgeclsError("--ray-address and --actors need --engine ray")
     fmt = "json" if as_json else fmt or (output.suffix.lstrip(".").lower() if output else "table")
     if fmt not in FORMATS or (output is not None and fmt == "table"):
         raise EdgeclsError(f"unknown output format {fmt!r}; use .csv, .json or .jsonl (or --format)")
@@ -122,16 +138,17 @@ def _print_table(rows: list, top_k: int, total: int) -> None:
     table.add_column("file")
     table.add_column("label")
     table.add_column("score", justify="right")
+    table.add_column("unsure")
     if top_k > 1:
         table.add_column(f"top {top_k}")
     from rich.markup import escape
 
     for r in rows:
         if r.prediction is None:
-            cells = [escape(r.source), "[red]error[/]", escape(r.error or "")]
+            cells = [escape(r.source), "[red]error[/]", escape(r.error or ""), ""]
         else:
             p = r.prediction
-            cells = [escape(r.source), escape(p.label), f"{p.score:.3f}"]
+            cells = [escape(r.source), escape(p.label), f"{p.score:.3f}", "[yellow]unsure[/]" if p.unsure else ""]
         if top_k > 1:
             cells.append("" if r.prediction is None else
                          escape(", ".join(f"{lbl} {s:.2f}" for lbl, s in r.prediction.top_k)))

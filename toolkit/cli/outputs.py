@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import numbers
 from typing import IO, Any
 
+from ..distributed.columns import prediction_columns
 from ..runtime.stream import Result
 
 FORMATS = ("table", "csv", "json", "jsonl")
@@ -13,10 +15,17 @@ FORMATS = ("table", "csv", "json", "jsonl")
 
 def result_dict(r: Result) -> dict[str, Any]:
     if r.prediction is None:
-        return {"path": r.source, "label": None, "score": None, "top_k": [], "error": r.error}
+        return {"path": r.source, "label": None, "score": None, "unsure": None, "top_k": [], "error": r.error}
     p = r.prediction
-    return {"path": r.source, "label": p.label, "score": round(p.score, 6),
+    return {"path": r.source, "label": p.label, "score": round(p.score, 6), "unsure": p.unsure,
             "top_k": [{"label": lbl, "score": round(s, 6)} for lbl, s in p.top_k], "error": None}
+
+
+def csv_cell(value: Any) -> Any:
+    """How a table value is written to CSV: scores with 6 decimals, a missing value (error rows) empty."""
+    if value is None:
+        return ""
+    return f"{value:.6f}" if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) else value
 
 
 class Writer:
@@ -28,10 +37,7 @@ class Writer:
         self.fh, self.fmt, self.top_k, self.count = fh, fmt, top_k, 0
         if fmt == "csv":
             self._csv = csv.writer(fh)
-            header = ["path", "label", "score"]
-            for i in range(2, top_k + 1):
-                header += [f"label_{i}", f"score_{i}"]
-            self._csv.writerow(header + ["error"])
+            self._csv.writerow(prediction_columns(top_k))  # the Ray engine's columns too
         elif fmt == "json":
             fh.write("[")
 
@@ -39,11 +45,11 @@ class Writer:
         if self.fmt == "csv":  # straight from the Prediction: this runs once per image
             p = r.prediction
             if p is None:
-                self._csv.writerow([r.source, "", ""] + ["", ""] * (self.top_k - 1) + [r.error])
+                self._csv.writerow([r.source, "", "", ""] + ["", ""] * (self.top_k - 1) + [r.error])
             else:
-                cells: list[Any] = [r.source, p.label, f"{p.score:.6f}"]
+                cells: list[Any] = [r.source, p.label, csv_cell(p.score), p.unsure]
                 for i in range(1, self.top_k):
-                    cells += [p.top_k[i][0], f"{p.top_k[i][1]:.6f}"] if i < len(p.top_k) else ["", ""]
+                    cells += [p.top_k[i][0], csv_cell(p.top_k[i][1])] if i < len(p.top_k) else ["", ""]
                 cells.append("")
                 self._csv.writerow(cells)
             self.count += 1

@@ -1,0 +1,106 @@
+"""Writers for prediction tables that arrive as Arrow batches (`edgecls infer --engine ray`).
+
+Parquet (a folder of part files, or one .parquet file) or CSV with the same cells as local `infer`.
+Every file is written as `<name>.partial` and renamed when complete; an interrupted run keeps its partials.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from ..runtime.errors import EdgeclsError
+from .outputs import csv_cell
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+ROWS_PER_PART = 1_000_000
+OUTPUT_FORMATS = ("parquet", "csv")
+
+
+def output_format(output: Optional[Path], fmt: Optional[str]) -> tuple[str, bool]:
+    """(format, folder?) from --output and --format: .csv and .parquet name files, anything else a folder."""
+    if output is None:
+        raise EdgeclsError("--engine ray writes its predictions to files: give --output DIR (Parquet parts), "
+                           "FILE.parquet or FILE.csv")
+    suffix = output.suffix.lower()
+    folder = suffix not in (".csv", ".parquet", ".pq")
+    chosen = (fmt or ("parquet" if folder or suffix != ".csv" else "csv")).lower()
+    if chosen not in OUTPUT_FORMATS:
+        raise EdgeclsError(f"--engine ray writes parquet or csv, not {chosen!r}")
+    if folder and chosen == "csv":
+        raise EdgeclsError(f"{output}: CSV goes to one file; name it FILE.csv (folders get Parquet parts)")
+    if folder and output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise EdgeclsError(f"{output}: output folder exists and is not empty; choose a new one")
+    return chosen, folder
+
+
+class ArrowSink:
+    """Append Arrow tables; `close()` renames the finished files, `abort()` leaves the partials."""
+
+    def __init__(self, output: Path, fmt: str, folder: bool) -> None:
+        self.output, self.fmt, self.folder = output, fmt, folder
+        self.rows_in_part, self.part = 0, 0
+        self.finished: list[Path] = []
+        self._writer = None
+        self._fh = None
+        self._partial: Optional[Path] = None
+        if folder:
+            output.mkdir(parents=True, exist_ok=True)
+        else:
+            output.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, table: "pa.Table") -> None:
+        if self.folder and self.rows_in_part >= ROWS_PER_PART:
+            self._finish_part()
+        if self._partial is None:
+            self._open(table.schema)
+        if self.fmt == "parquet":
+            self._writer.write_table(table)
+        else:
+            columns = [table.column(name).to_pylist() for name in table.column_names]
+            self._writer.writerows([csv_cell(v) for v in row] for row in zip(*columns))
+        self.rows_in_part += table.num_rows
+
+    def _open(self, schema: "pa.Schema") -> None:
+        target = self.output / f"part-{self.part:05d}.parquet" if self.folder else self.output
+        self._partial = target.with_name(target.name + ".partial")
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(self._partial, schema)
+        else:
+            self._fh = self._partial.open("w", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._fh)
+            self._writer.writerow(schema.names)
+
+    def _close_files(self) -> None:
+        if self.fmt == "parquet":
+            self._writer.close()
+        else:
+            self._fh.close()
+
+    def _finish_part(self) -> None:
+        self._close_files()
+        target = self._partial.with_name(self._partial.name[: -len(".partial")])
+        os.replace(self._partial, target)
+        self.finished.append(target)
+        self._partial, self.rows_in_part = None, 0
+        self.part += 1
+
+    def close(self, schema: "pa.Schema") -> Path:
+        """Finish the last file (an empty run still writes one, with the header/schema); returns the output."""
+        if self._partial is None and not self.finished:
+            self._open(schema)
+        if self._partial is not None:
+            self._finish_part()
+        return self.output
+
+    def abort(self) -> Optional[Path]:
+        """Close without renaming; returns the partial file kept, if any."""
+        if self._partial is not None:
+            self._close_files()
+        return self._partial
