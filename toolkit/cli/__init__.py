@@ -22,7 +22,9 @@ def main() -> None:
     try:
         app()
     except EdgeclsError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # "[ray]", paths with [...]
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

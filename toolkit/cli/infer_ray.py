@@ -37,7 +37,7 @@ def infer_on_ray(
 ) -> None:
     from ..distributed import classify_dataset, prediction_schema, require_ray
     from ..distributed.cluster import cluster_address, ray_cluster
-    from ..distributed.sources import image_dataset
+    from ..distributed.sources import image_dataset, resolve_sources
     from ..runtime.paths import resolve_model
     from .ray_outputs import ArrowSink, output_format
 
@@ -46,15 +46,15 @@ def infer_on_ray(
     assert output is not None
     model_path = resolve_model(model, variant, artifacts)
     threads = threads or 1
+    sources = resolve_sources(inputs, recursive=recursive)
     with ray_cluster(cluster_address(address)) as where:
-        source = image_dataset(inputs, recursive=recursive, batch_size=batch_size)
-        predictions = classify_dataset(source.dataset, model_path, device=device, batch_size=batch_size,
+        predictions = classify_dataset(image_dataset(sources, batch_size), model_path, device=device, batch_size=batch_size,
                                        actors=actors, threads=threads,
                                        gpus_per_actor=1 if device == "cuda" else 0, top_k=top_k)
         err_console.print(f"classifying on the {where} with {actors or 'autoscaling'} actors x {threads} "
                           f"thread{'s' * (threads != 1)}", highlight=False, markup=False)
         run = _Run(ArrowSink(output, fmt, folder))
-        run.consume(predictions, source.count)
+        run.consume(predictions, sources.count)
     counts = run.counts
     if run.error is not None:  # the job itself failed (a bad file never does: it is a row)
         kept = run.sink.abort()

@@ -18,21 +18,25 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 ROWS_PER_PART = 1_000_000
-OUTPUT_FORMATS = ("parquet", "csv")
+FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def output_format(output: Optional[Path], fmt: Optional[str]) -> tuple[str, bool]:
-    """(format, folder?) from --output and --format: .csv and .parquet name files, anything else a folder."""
+    """(format, folder?) from --output and --format: FILE.csv, FILE.parquet, or a folder (no suffix, or one
+    that exists) of Parquet parts."""
     if output is None:
         raise EdgeclsError("--engine ray writes its predictions to files: give --output DIR (Parquet parts), "
                            "FILE.parquet or FILE.csv")
     suffix = output.suffix.lower()
-    folder = suffix not in (".csv", ".parquet", ".pq")
-    chosen = (fmt or ("parquet" if folder or suffix != ".csv" else "csv")).lower()
-    if chosen not in OUTPUT_FORMATS:
-        raise EdgeclsError(f"--engine ray writes parquet or csv, not {chosen!r}")
-    if folder and chosen == "csv":
-        raise EdgeclsError(f"{output}: CSV goes to one file; name it FILE.csv (folders get Parquet parts)")
+    folder = output.is_dir() or not suffix
+    if not folder and suffix not in FILE_FORMATS:
+        raise EdgeclsError(f"{output}: --engine ray writes Parquet (a folder or FILE.parquet) or CSV (FILE.csv), "
+                           f"not {suffix}")
+    implied = "parquet" if folder else FILE_FORMATS[suffix]
+    chosen = (fmt or implied).lower()
+    if chosen != implied:
+        raise EdgeclsError(f"{output}: --format {chosen} does not match the output "
+                           f"({'a folder of Parquet parts' if folder else implied}); name it FILE.csv or FILE.parquet")
     if folder and output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise EdgeclsError(f"{output}: output folder exists and is not empty; choose a new one")
     return chosen, folder

@@ -29,8 +29,9 @@ def classify_dataset(
     """Classify every row of `ds` in a pool of `Predictor` actors; lazy, like any Ray Data transform.
 
     ds: rows with a `path` column and optionally the file's `bytes`, e.g.
-        `ray.data.read_binary_files("s3://bucket/photos/", include_paths=True)`; without `bytes` each actor
-        reads the path itself (it must be reachable from every node).
+        `ray.data.read_binary_files("s3://bucket/photos/", include_paths=True, num_cpus=0)`; without `bytes`
+        each actor reads the path itself (it must be reachable from every node). Read with `num_cpus=0`
+        (reads are I/O) when the actors may take every core: read tasks that wait for a free CPU never run.
     model: shipped model name or .onnx path, resolved here on the driver; its bytes travel to the actors, so
         worker nodes need edgecls installed but no copy of the model.
     actors: fixed pool size; None autoscales from 1 to what the cluster fits.

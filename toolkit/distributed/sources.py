@@ -24,9 +24,16 @@ LISTING_SUFFIXES = (".txt", ".lst")
 
 
 @dataclass
-class ImageSource:
-    dataset: "Dataset"
-    count: Optional[int]  # number of files when known up front (local listings), for progress
+class ImageSources:
+    """What SOURCE named, checked and listed on the driver before the cluster is involved."""
+
+    paths: list[str]  # absolute local paths and URIs of single files, each answered once
+    uri_roots: list[str]  # URI folders/prefixes, listed and read by Ray Data
+
+    @property
+    def count(self) -> Optional[int]:
+        """Number of files when known up front (for progress)."""
+        return None if self.uri_roots else len(self.paths)
 
 
 def is_uri(text: str) -> bool:
@@ -34,41 +41,47 @@ def is_uri(text: str) -> bool:
     return bool(sep) and head.isidentifier()
 
 
-def image_dataset(sources: list[str], recursive: bool = False, batch_size: int = 256) -> ImageSource:
-    """One dataset over every SOURCE (folders, globs, .txt listings of paths or URIs, URI folders)."""
-    ray = require_ray()
-    paths: list[str] = []
-    uri_roots: list[str] = []
+def resolve_sources(sources: list[str], recursive: bool = False) -> ImageSources:
+    """Folders, globs, .txt listings of paths or URIs, URI folders -> files; EdgeclsError if SOURCE is bad."""
+    resolved = ImageSources([], [])
     for source in sources:
-        if is_uri(source) and not _is_listing(source):
+        if _is_listing(source):
+            resolved.paths.extend(_read_listing(source))
+        elif is_uri(source):
             if any(ch in source for ch in "*?["):
-                paths.extend(_glob_uri(source))
+                resolved.paths.extend(_glob_uri(source))
             else:
                 _check_uri(source)
-                uri_roots.append(source)
-        elif _is_listing(source):
-            paths.extend(_read_listing(source))
+                resolved.uri_roots.append(source)
         else:
             if not any(ch in source for ch in "*?[") and not os.path.exists(source):
                 raise EdgeclsError(f"{source}: no such file or folder")
             found = [os.path.abspath(p) for p in iter_image_files([source], recursive=recursive)]
             if not found:
                 raise EdgeclsError(_nothing_found(source, recursive))
-            paths.extend(found)
+            resolved.paths.extend(found)
+    return resolved
+
+
+def image_dataset(sources: ImageSources, batch_size: int = 256) -> "Dataset":
+    """A Ray Dataset with a `path` column (plus `bytes` for files Ray Data reads from URI folders)."""
+    ray = require_ray()
     datasets = []
-    if paths:
-        blocks = max(1, min(-(-len(paths) // batch_size), 100_000))
-        datasets.append(ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks))
-    if uri_roots:
+    if sources.paths:
+        blocks = max(1, min(-(-len(sources.paths) // batch_size), 100_000))
+        datasets.append(ray.data.from_items([{"path": p} for p in sources.paths], override_num_blocks=blocks))
+    if sources.uri_roots:
         extensions = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)
-        datasets.append(ray.data.read_binary_files(uri_roots, include_paths=True, file_extensions=extensions,
-                                                   num_cpus=0.25))  # I/O, not compute: leave cores to actors
-    dataset = datasets[0] if len(datasets) == 1 else datasets[0].union(*datasets[1:])
-    return ImageSource(dataset, None if uri_roots else len(paths))
+        datasets.append(ray.data.read_binary_files(sources.uri_roots, include_paths=True,
+                                                   file_extensions=extensions,
+                                                   # I/O, not compute: reserving a CPU per read task would
+                                                   # deadlock once the actors hold every core.
+                                                   num_cpus=0))
+    return datasets[0] if len(datasets) == 1 else datasets[0].union(*datasets[1:])
 
 
 def _is_listing(source: str) -> bool:
-    return source.lower().endswith(LISTING_SUFFIXES) and not is_uri(source) and os.path.isfile(source)
+    return source.lower().endswith(LISTING_SUFFIXES) and not is_uri(source)
 
 
 def _read_listing(listing: str) -> list[str]:
