@@ -51,8 +51,9 @@ def infer_on_ray(
         predictions = classify_dataset(image_dataset(sources, batch_size), model_path, device=device, batch_size=batch_size,
                                        actors=actors, threads=threads,
                                        gpus_per_actor=1 if device == "cuda" else 0, top_k=top_k)
-        err_console.print(f"classifying on the {where} with {actors or 'autoscaling'} actors x {threads} "
-                          f"thread{'s' * (threads != 1)}", highlight=False, markup=False)
+        pool = f"{actors} actor{'s' * (actors != 1)}" if actors else "an autoscaling pool of actors"
+        err_console.print(f"classifying on the {where} with {pool} x {threads} thread{'s' * (threads != 1)}",
+                          highlight=False, markup=False)
         run = _Run(ArrowSink(output, fmt, folder))
         run.consume(predictions, sources.count)
     counts = run.counts
