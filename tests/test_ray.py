@@ -195,9 +195,13 @@ def test_worker_node_killed_mid_run(cluster, digits):
     _assert_same(rows, _local("mnist", digits, 1), top_k=1)
 
 
-def test_bad_requests_fail_before_work_with_one_line(digits, tmp_path):
+def test_bad_requests_fail_before_work_with_one_line(cluster, digits, tmp_path):
     """Unreachable cluster, unreadable SOURCE, missing extra, bad output: exit 1, one line, no traceback."""
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "notes.txt").write_text("no images here")
     cases = [
+        ([f"file://{tmp_path}/texts", "--ray-address", cluster.address, "-o", str(tmp_path / "f")],
+         "no images found under file://"),
         ([str(digits), "--ray-address", "127.0.0.1:1", "-o", str(tmp_path / "a")],
          "cannot reach the Ray cluster at 127.0.0.1:1"),
         ([str(tmp_path / "nowhere"), "-o", str(tmp_path / "b")], "nowhere: no such file or folder"),
@@ -211,9 +215,14 @@ def test_bad_requests_fail_before_work_with_one_line(digits, tmp_path):
         proc = _cli(*args, "--engine", "ray")
         assert proc.returncode == 1 and message in proc.stdout, (args, proc.stdout, proc.stderr)
         assert "Traceback" not in proc.stdout + proc.stderr and "classifying" not in proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, nothing started
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["texts"]  # nothing written
     no_ray = ("import sys; sys.modules['ray'] = None; sys.argv = ['edgecls', 'infer', %r, '--engine', 'ray', "
               "'-o', %r]; from edgecls.cli import main; main()" % (str(digits), str(tmp_path / "e")))
     proc = subprocess.run([sys.executable, "-c", no_ray], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "pip install 'edgecls[ray]'" in proc.stdout, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_importing_the_package_does_not_import_ray():
+    code = "import sys, edgecls.distributed; sys.exit('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -55,7 +55,7 @@ def infer(
 
         return infer_on_ray(inputs, model=model, variant="int8" if int8 else "fp16" if fp16 else "fp32",
                             device=device, batch_size=batch_size, threads=threads, recursive=recursive, top_k=top_k,
-                            output=output, fmt=fmt, address=ray_address, actors=actors, artifacts=artifacts)
+                            output=output, fmt="json" if as_json else fmt, address=ray_address, actors=actors, artifacts=artifacts)
     if ray_address or actors:
         raise EdgeclsError("--ray-address and --actors need --engine ray")
     fmt = "json" if as_json else fmt or (output.suffix.lstrip(".").lower() if output else "table")

@@ -71,6 +71,8 @@ class Predictor:
     def __call__(self, batch: "pa.Table") -> "pa.Table":
         import pyarrow as pa
 
+        if "path" not in batch.column_names:
+            raise ValueError("edgecls Predictor needs a 'path' column (read_binary_files(..., include_paths=True))")
         paths = [str(p) for p in batch.column("path").to_pylist()]
         blobs = batch.column("bytes").to_pylist() if "bytes" in batch.column_names else None
         clf = self.classifier

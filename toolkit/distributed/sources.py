@@ -64,7 +64,8 @@ def resolve_sources(sources: list[str], recursive: bool = False) -> ImageSources
 
 
 def image_dataset(sources: ImageSources, batch_size: int = 256) -> "Dataset":
-    """A Ray Dataset with a `path` column (plus `bytes` for files Ray Data reads from URI folders)."""
+    """A Ray Dataset with a `path` column (plus `bytes` for files Ray Data reads from URI folders).
+    Needs a Ray session; EdgeclsError when a URI folder holds no images."""
     ray = require_ray()
     datasets = []
     if sources.paths:
@@ -72,11 +73,17 @@ def image_dataset(sources: ImageSources, batch_size: int = 256) -> "Dataset":
         datasets.append(ray.data.from_items([{"path": p} for p in sources.paths], override_num_blocks=blocks))
     if sources.uri_roots:
         extensions = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)
-        datasets.append(ray.data.read_binary_files(sources.uri_roots, include_paths=True,
-                                                   file_extensions=extensions,
-                                                   # I/O, not compute: reserving a CPU per read task would
-                                                   # deadlock once the actors hold every core.
-                                                   num_cpus=0))
+        try:  # Ray Data lists the folders here, on the driver
+            datasets.append(ray.data.read_binary_files(sources.uri_roots, include_paths=True,
+                                                       file_extensions=extensions,
+                                                       # I/O, not compute: reserving a CPU per read task
+                                                       # would deadlock once the actors hold every core.
+                                                       num_cpus=0))
+        except (OSError, ValueError) as exc:
+            where = " ".join(sources.uri_roots)
+            if "No input files" in str(exc):
+                raise EdgeclsError(f"no images found under {where}") from None
+            raise EdgeclsError(f"{where}: cannot list ({str(exc).splitlines()[0]})") from None
     return datasets[0] if len(datasets) == 1 else datasets[0].union(*datasets[1:])
 
 
