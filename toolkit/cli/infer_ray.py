@@ -59,8 +59,9 @@ def infer_on_ray(
     counts = run.counts
     if run.error is not None:  # the job itself failed (a bad file never does: it is a row)
         kept = run.sink.abort()
-        reason = (str(run.error).strip().splitlines() or [""])[0]
-        raise EdgeclsError(f"the Ray job failed: {type(run.error).__name__}: {reason}"
+        lines = [ln.strip() for ln in str(run.error).splitlines() if ln.strip()]
+        reason = lines[-1] if lines else type(run.error).__name__  # Ray's messages end with the root cause
+        raise EdgeclsError(f"the Ray job failed: {reason}"
                            + (f" (partial output kept: {kept})" if kept else ""))
     kept = run.sink.abort() if run.interrupted else run.sink.close(prediction_schema(top_k))
     _summarise(counts, run.failures, run.elapsed, model_path.name, kept)

@@ -104,7 +104,7 @@ def _read_listing(listing: str) -> list[str]:
         item = line.strip()
         if not item or item.startswith("#"):
             continue
-        paths.append(item if is_uri(item) else str(base / os.path.expanduser(item)))
+        paths.append(item if is_uri(item) else os.path.abspath(os.path.join(base, os.path.expanduser(item))))
     if not paths:
         raise EdgeclsError(f"{listing}: the listing names no files")
     return paths
