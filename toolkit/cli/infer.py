@@ -29,7 +29,8 @@ def infer(
     workers: int = typer.Option(os.cpu_count() or 1, "--workers", min=1, help="Decoding worker processes."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     top_k: int = typer.Option(1, "--topk", "-k", min=1, help="Report the k most likely labels."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write predictions to .csv, .json or .jsonl."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write predictions to .csv, .json or .jsonl "
+                                          "(--engine ray: a folder of Parquet parts, .parquet or .csv)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="table | csv | json | jsonl (default: from --output, else table)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout (same as --format json)."),
     artifacts: Optional[Path] = ArtifactsOption,
@@ -55,7 +56,8 @@ def infer(
 
         return infer_on_ray(inputs, model=model, variant="int8" if int8 else "fp16" if fp16 else "fp32",
                             device=device, batch_size=batch_size, threads=threads, recursive=recursive, top_k=top_k,
-                            output=output, fmt="json" if as_json else fmt, address=ray_address, actors=actors, artifacts=artifacts)
+                            output=output, fmt="json" if as_json else fmt, address=ray_address, actors=actors,
+                            artifacts=artifacts)
     if ray_address or actors:
         raise EdgeclsError("--ray-address and --actors need --engine ray")
     fmt = "json" if as_json else fmt or (output.suffix.lstrip(".").lower() if output else "table")

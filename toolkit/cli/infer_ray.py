@@ -42,14 +42,14 @@ def infer_on_ray(
     from .ray_outputs import ArrowSink, output_format
 
     require_ray()
-    fmt, folder = output_format(output, fmt)
+    fmt, folder = output_format(output, fmt)  # raises when --output is missing
     assert output is not None
     model_path = resolve_model(model, variant, artifacts)
     threads = threads or 1
     sources = resolve_sources(inputs, recursive=recursive)
     with ray_cluster(cluster_address(address)) as where:
-        predictions = classify_dataset(image_dataset(sources, batch_size), model_path, device=device, batch_size=batch_size,
-                                       actors=actors, threads=threads,
+        predictions = classify_dataset(image_dataset(sources, batch_size), model_path, device=device,
+                                       batch_size=batch_size, actors=actors, threads=threads,
                                        gpus_per_actor=1 if device == "cuda" else 0, top_k=top_k)
         pool = f"{actors} actor{'s' * (actors != 1)}" if actors else "an autoscaling pool of actors"
         err_console.print(f"classifying on the {where} with {pool} x {threads} thread{'s' * (threads != 1)}",
