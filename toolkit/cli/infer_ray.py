@@ -17,6 +17,7 @@ from ..runtime.errors import EdgeclsError
 from .app import err_console
 
 MAX_FAILURES_SHOWN = 50
+LOG_EVERY_S = 30.0  # progress lines when stderr is not a terminal (a RayJob's log)
 
 
 def infer_on_ray(
@@ -94,7 +95,7 @@ class _Run:
         progress = Progress(SpinnerColumn(), TextColumn("classifying on Ray"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console,
                             disable=not err_console.is_terminal, transient=True)
-        start = time.perf_counter()
+        start = last_line = time.perf_counter()
         try:
             with progress:
                 task = progress.add_task("infer", total=total, rate="")
@@ -108,8 +109,13 @@ class _Run:
                                                   failed.column("error").to_pylist()[:room]))
                     self.sink.write(table)
                     done = self.counts["ok"] + self.counts["failed"]
-                    progress.update(task, completed=done,
-                                    rate=f"{done / (time.perf_counter() - start):,.0f} img/s")
+                    now = time.perf_counter()
+                    rate = f"{done / (now - start):,.0f} img/s"
+                    progress.update(task, completed=done, rate=rate)
+                    if not err_console.is_terminal and now - last_line >= LOG_EVERY_S:  # job logs: a line now and then
+                        last_line = now
+                        of = f" of {total:,}" if total else ""
+                        err_console.print(f"{done:,}{of} images, {rate}", highlight=False, markup=False)
         except KeyboardInterrupt:
             self.interrupted = True
         except RayError as exc:  # actors that cannot start, a lost cluster: reported as one line
