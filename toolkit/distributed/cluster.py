@@ -64,7 +64,7 @@ def ray_cluster(address: Optional[str] = None, num_cpus: Optional[int] = None) -
     """
     ray = require_ray()
     if ray.is_initialized():  # a caller's own session (library use): leave it as it is
-        yield "the running Ray session"
+        yield "running Ray session"
         return
     if address:
         check_reachable(address)
