@@ -21,6 +21,7 @@ from ..runtime.inference import run_batches
 from ..runtime.metadata import ModelInfo
 from ..runtime.session import create_session
 from ..runtime.spec import InputSpec
+from ..runtime.unsure import UnsureRule, calibrate
 from .convert import DEFAULT_OPSET, image_input_spec, keras_to_onnx
 from .errors import ExportError, GateError
 from .quantize import QuantOptions, quantize_dynamic_int8, quantize_static_int8, to_fp16
@@ -35,6 +36,20 @@ def variant_path(out_dir: Path, name: str, variant: str) -> Path:
     return Path(out_dir) / f"{name}{SUFFIX[variant]}"
 
 
+def remove_stale_variants(out_dir: Path, name: str, written: list[str]) -> list[str]:
+    """Make the variants on disk one set: after fp32 is rewritten, any other variant file this run did not
+    rebuild (an old .fp16.onnx when --fp16 was not asked again, an old int8 whose new one failed its gate)
+    belongs to a different model and would be loaded beside the new one unmarked. Returns what was removed."""
+    keep = {Path(p).resolve() for p in written}
+    removed = []
+    for variant in VARIANTS:
+        path = variant_path(out_dir, name, variant)
+        if path.resolve() not in keep and (path.is_file() or path.is_symlink()):
+            path.unlink()
+            removed.append(str(path))
+    return removed
+
+
 def report_path(out_dir: Path, name: str) -> Path:
     return Path(out_dir) / f"{name}.export.json"
 
@@ -46,6 +61,7 @@ class EvalData:
     x: np.ndarray
     y: Optional[np.ndarray]
     description: str
+    stats: Optional[dict[str, np.ndarray]] = None  # measured by the declared preprocessing (unsure flag input)
 
 
 @dataclass
@@ -63,6 +79,16 @@ class ExportJob:
     gates: Gates = field(default_factory=Gates)
     opset: int = DEFAULT_OPSET
     nchw: bool = True
+    # Declared preprocessing (already applied to eval/calibration pixels) and the unsure flag's calibration:
+    # held-out in-distribution pixels, model-ready, never used to train or to validate.
+    preprocess: tuple[dict[str, Any], ...] = ()
+    unsure_pixels: Optional[np.ndarray] = None
+    unsure_stats: Optional[dict[str, np.ndarray]] = None
+    unsure_statistic: Optional[str] = None
+    unsure_description: str = ""
+    # Flag this share of held-out in-distribution images: below 1% so that, with sampling error, unseen
+    # in-distribution data stays at or under 1% (MNIST test: 1.1% at a 1% target, 0.98% on held-out).
+    unsure_rate: float = 0.008
 
 
 def _versions(opset: int) -> dict[str, Any]:
@@ -115,10 +141,13 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
         session = create_session(data, "cpu")
         probs = run_batches(session, job.eval_data.x, onnx_spec)
         result = compare(reference, probs, job.eval_data.y)
+        result["unsure_rate"] = None if unsure_rule is None else \
+            float(unsure_rule.flags(probs, job.eval_data.x, job.eval_data.stats).mean())
         failures = gate_failures(gate_as, result, job.gates)
         return {"variant": variant, "bytes": data, "quantization": quantization, "validation": result,
                 "failures": failures, "size_bytes": len(data)}
 
+    unsure_rule = _calibrate_unsure(job, fp32, onnx_spec, on_log)
     results = [validate("fp32", "fp32", fp32, {})]
     if "fp16" in job.variants:
         on_log("fp16 variant")
@@ -139,6 +168,7 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
                 dataset=job.dataset, source_sha256=job.source_sha256, versions=versions,
                 quantization=r["quantization"],
                 validation={"data": job.eval_data.description, **r["validation"], "gates": job.gates.to_dict()},
+                preprocess=tuple(job.preprocess), unsure=unsure_rule.to_dict() if unsure_rule else {},
             )
             final = _embed(r["bytes"], info)
             write_bytes_atomic(Path(r["path"]), final)
@@ -146,6 +176,7 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
             r["written"] = True
             written.append(r["path"])
         del r["bytes"]
+    removed = [] if failed_fp32 else remove_stale_variants(job.out_dir, job.name, written)
 
     report = {
         "name": job.name,
@@ -154,10 +185,13 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
         "validation_data": job.eval_data.description,
         "input_spec": onnx_spec.to_dict(),
         "graph_rewrites": rewrites,
+        "preprocess": list(job.preprocess),
+        "unsure": unsure_rule.to_dict() if unsure_rule else None,
         "gates": job.gates.to_dict(),
         "versions": versions,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "variants": results,
+        "removed_stale": removed,
         "passed": all(r["passed"] for r in results if not r.get("superseded")),
     }
     write_json_atomic(report_path(job.out_dir, job.name), report)
@@ -167,6 +201,16 @@ def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -
         kept = "nothing written (fp32 failed)" if failed_fp32 else f"written: {', '.join(written) or 'nothing'}"
         raise GateError(f"{job.name}: validation gate failed: {lines}; {kept}", report)
     return report
+
+
+def _calibrate_unsure(job: ExportJob, fp32: bytes, onnx_spec: InputSpec, on_log) -> Optional[UnsureRule]:
+    """Thresholds for the unsure flag, from the exported model's answers on held-out images."""
+    if job.unsure_pixels is None or len(job.unsure_pixels) == 0:
+        return None
+    on_log(f"calibrating the unsure flag on {job.unsure_description}")
+    probs = run_batches(create_session(fp32, "cpu"), job.unsure_pixels, onnx_spec)
+    return calibrate(probs, job.unsure_pixels, job.unsure_statistic, job.unsure_rate, job.unsure_description,
+                     job.unsure_stats)
 
 
 def _int8_candidates(job: ExportJob, fp32: bytes, onnx_spec: InputSpec, validate, on_log) -> list[dict[str, Any]]:

@@ -11,9 +11,12 @@ import numpy as np
 
 from .errors import EdgeclsError
 from .metadata import ModelInfo
+from .model_check import check_session
 from .paths import resolve_model
-from .preprocess import ImageSource, load_pixels, to_batch
+from .preprocess import ImageSource, load_pixels, prepare_with_stats, to_batch, working_pixels
 from .session import create_session, session_provider
+from .transforms import Pipeline
+from .unsure import UnsureRule
 
 
 @dataclass(slots=True)
@@ -46,8 +49,11 @@ class Classifier:
         self.path: Path = resolve_model(model, variant, artifacts)
         self._session = create_session(self.path, device, threads, spin)
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
+        check_session(self._session, self.info.labels, self.info.input_spec, str(self.path))
         self.spec = self.info.input_spec
         self.labels = self.info.labels
+        self.pipeline = Pipeline.parse(self.info.preprocess or None, str(self.path))
+        self.unsure_rule = UnsureRule.parse(self.info.unsure, str(self.path))
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
 
@@ -57,8 +63,20 @@ class Classifier:
         return session_provider(self._session)
 
     def load(self, source: ImageSource) -> np.ndarray:
-        """One source -> uint8 HxWxC pixels at the model's size (raises ImageError naming the source)."""
-        return load_pixels(source, self.spec)
+        """One source -> model-ready uint8 HxWxC pixels through the model's declared preprocessing
+        (raises ImageError naming the source)."""
+        return load_pixels(source, self.spec, self.pipeline)
+
+    def load_many(self, sources: Sequence[ImageSource]) -> np.ndarray:
+        """Many sources -> model-ready uint8 (N,H,W,C); equal-sized images are preprocessed as one batch."""
+        return self.prepare(sources)[0]
+
+    def prepare(self, sources: Sequence[ImageSource]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Model-ready pixels and what the preprocessing measured on the originals (for `decode`'s unsure
+        flag); raises ImageError naming the first source that cannot be read."""
+        if not self.pipeline.declared:
+            return np.stack([load_pixels(s, self.spec) for s in sources]), {}
+        return prepare_with_stats([working_pixels(s, self.spec) for s in sources], self.spec, self.pipeline)
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities for a batch of pixels, uint8 or float (N,H,W,C), or already in the model's layout."""
@@ -75,32 +93,41 @@ class Classifier:
         else:
             raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
                                f"got {batch.shape[1:]}")
-        return self._session.run([self._output], {self._input: batch})[0]
+        probabilities = self._session.run([self._output], {self._input: batch})[0]
+        if probabilities.shape[-1] != len(self.labels):  # a dynamic output width, checked once it is known
+            raise EdgeclsError(f"{self.path}: invalid model: output has {probabilities.shape[-1]} columns but "
+                               f"metadata edgecls.labels has {len(self.labels)} class names")
+        return probabilities
 
     def predict(self, sources: Union[ImageSource, Sequence[ImageSource]], top_k: int = 1) -> list[Prediction]:
         """Paths, bytes, PIL images or arrays -> one Prediction each (a single source gives a list of one)."""
         if isinstance(sources, (str, os.PathLike, bytes, bytearray)) or not isinstance(sources, Iterable) or (
                 isinstance(sources, np.ndarray) and sources.ndim <= 3):
             sources = [sources]  # type: ignore[list-item]
-        pixels = [self.load(s) for s in sources]  # type: ignore[union-attr]
-        if not pixels:
+        sources = list(sources)  # type: ignore[arg-type]
+        if not sources:
             return []
-        return self.decode(self.run(np.stack(pixels)), top_k)
+        pixels, stats = self.prepare(sources)
+        return self.decode(self.run(pixels), top_k, pixels=pixels, stats=stats)
 
-    def decode(self, probabilities: np.ndarray, top_k: int = 1) -> list[Prediction]:
-        """Turn an (N, classes) probability array into Predictions."""
+    def decode(self, probabilities: np.ndarray, top_k: int = 1, pixels: Optional[np.ndarray] = None,
+               stats: Optional[dict[str, np.ndarray]] = None) -> list[Prediction]:
+        """Turn an (N, classes) probability array into Predictions. Give the model-ready `pixels` (and the
+        `stats` from `prepare`) the probabilities came from, so the unsure flag can use its input check."""
         labels = self.labels
         k = max(1, min(top_k, len(labels)))
+        rule = self.unsure_rule
+        unsure = rule.flags(probabilities, pixels, stats).tolist() if rule else [False] * len(probabilities)
         if k == 1:  # the common case, vectorised: this runs once per image in folder inference
             best = probabilities.argmax(axis=1)
             scores = probabilities[np.arange(len(best)), best].tolist()
-            return [Prediction(labels[i], i, s, ((labels[i], s),), row)
-                    for i, s, row in zip(best.tolist(), scores, probabilities)]
+            return [Prediction(labels[i], i, s, ((labels[i], s),), row, u)
+                    for i, s, row, u in zip(best.tolist(), scores, probabilities, unsure)]
         order = np.argsort(-probabilities, axis=1)[:, :k]
         out = []
-        for row, best in zip(probabilities, order.tolist()):
+        for row, best, u in zip(probabilities, order.tolist(), unsure):
             top = tuple((labels[i], float(row[i])) for i in best)
-            out.append(Prediction(top[0][0], best[0], top[0][1], top, row))
+            out.append(Prediction(top[0][0], best[0], top[0][1], top, row, u))
         return out
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import EdgeclsError
+from .model_check import check_input_spec, check_labels
 from .spec import InputSpec
 
 PREFIX = "edgecls."
@@ -28,6 +29,8 @@ KEYS = {
     "versions": "JSON: edgecls, tensorflow, keras, tf2onnx, onnx, onnxruntime versions and opset",
     "quantization": "JSON: method, calibration method and size, per-channel, format (int8 variants only)",
     "validation": "JSON: data, samples, accuracy of Keras and of this variant, top-1 agreement, max/mean abs diff, gates",
+    "preprocess": "JSON list of declared preprocessing steps ({\"op\": name, ...params}); absent: stretch resize",
+    "unsure": "JSON: when a prediction is flagged unsure (max probability floor, input statistic limit, calibration)",
 }
 
 
@@ -45,6 +48,8 @@ class ModelInfo:
     versions: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
+    preprocess: Any = ()  # declared steps as stored (validated by Pipeline.parse); empty = before them (stretch)
+    unsure: dict[str, Any] = field(default_factory=dict)  # calibrated rule; empty = never flagged
 
     def to_metadata(self) -> dict[str, str]:
         values: dict[str, Any] = {
@@ -60,6 +65,10 @@ class ModelInfo:
             "quantization": self.quantization,
             "validation": self.validation,
         }
+        if self.preprocess:
+            values["preprocess"] = list(self.preprocess)
+        if self.unsure:
+            values["unsure"] = self.unsure
         return {PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
     @classmethod
@@ -81,12 +90,14 @@ class ModelInfo:
         return cls(
             name=get("name", ""),
             variant=get("variant", "fp32"),
-            labels=tuple(labels),
-            input_spec=InputSpec.from_dict(spec),
+            labels=check_labels(labels, source),
+            input_spec=check_input_spec(spec, source),
             output=get("output", "probabilities"),
             dataset=get("dataset", ""),
             source_sha256=get("source_sha256", ""),
             versions=get("versions", {}, as_json=True),
             quantization=get("quantization", {}, as_json=True),
             validation=get("validation", {}, as_json=True),
+            preprocess=get("preprocess", (), as_json=True),
+            unsure=get("unsure", {}, as_json=True),
         )

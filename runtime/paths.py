@@ -28,7 +28,8 @@ def resolve_model(model: Union[str, os.PathLike], variant: str = "fp32",
     path = Path(model)
     if path.suffix == ".onnx" or path.is_file():
         if not path.is_file():
-            raise EdgeclsError(f"{path}: no such model file")
+            what = "not a regular file" if os.path.exists(path) else "no such model file"
+            raise EdgeclsError(f"{path}: {what}")
         return path
     suffix = {"fp32": ".onnx", "int8": ".int8.onnx", "fp16": ".fp16.onnx"}.get(variant)
     if suffix is None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Iterable, Union
+from typing import BinaryIO, Iterable, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .files import open_regular_file
 from .spec import InputSpec
+from .transforms import Pipeline
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 
@@ -25,6 +27,11 @@ MAX_PIXELS = 64 * 1024 * 1024
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
 _RESAMPLE = Image.Resampling.BILINEAR
+
+# Declared pipelines look at the image itself (ink, background, content box) before it is brought to the
+# model's size; they see it at up to this many times the model's input size (a 4000 px photo is not needed
+# whole to find a digit, and this bounds memory and time per image).
+WORK_FACTOR = 4
 
 # The formats edgecls reads, most common first. Naming them skips probing every Pillow plugin and
 # keeps rarely-used decoders away from untrusted files.
@@ -73,7 +80,7 @@ _TAGGED_FORMATS = frozenset({"TIFF", "MPO"})  # orientation may live in tags rat
 def _decode_file(path: Union[str, os.PathLike], name: str) -> Image.Image:
     """Open once; fstat for the empty/oversized checks; Pillow reads straight from the handle."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:  # never blocks on a FIFO, never reads a device
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
                 raise ImageError(name, "empty file (0 bytes)")
@@ -86,6 +93,8 @@ def _decode_file(path: Union[str, os.PathLike], name: str) -> Image.Image:
         raise ImageError(name, "not a regular file (a directory)") from None
     except PermissionError as exc:
         raise ImageError(name, f"unreadable: {exc.strerror or exc}") from None
+    except OSError as exc:  # a FIFO, device or socket; a symlink loop
+        raise ImageError(name, exc.strerror or str(exc)) from None
 
 
 def _decode(fp: BinaryIO, name: str) -> Image.Image:
@@ -136,10 +145,12 @@ def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
             raise ImageError(name, "array holds NaN or infinite values")
         scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0  # 0-1 floats or 0-255 floats
         return np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.integer):
-        if arr.max(initial=0) > 255:  # 16-bit style data
-            return np.clip(arr.astype(np.int64) // 257, 0, 255).astype(np.uint8)
-        return np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 2:  # 16-bit: scaled by bit depth, never by content,
+        return (arr // 257).astype(np.uint8)  # so a dark image stays dark
+    if np.issubdtype(arr.dtype, np.integer):  # other ints (numpy's default int64 included) hold 0-255 values
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+            raise ImageError(name, f"{arr.dtype} pixels outside 0-255; give uint8, or uint16 for 16-bit images")
+        return arr.astype(np.uint8)
     raise ImageError(name, f"unsupported array dtype {arr.dtype}")
 
 
@@ -149,7 +160,10 @@ def convert_mode(image: Image.Image, channels: int, name: str = "<image>") -> Im
     if image.mode == target:
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return array_to_image(np.asarray(image), name).convert(target)
+        arr = np.asarray(image)
+        if image.mode == "I" and _bits_per_sample(image) == 16:  # 16-bit data held in a 32-bit mode
+            arr = np.clip(arr, 0, 65535).astype(np.uint16)
+        return array_to_image(arr, name).convert(target)
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "RGBa", "La", "PA"):
@@ -157,6 +171,14 @@ def convert_mode(image: Image.Image, channels: int, name: str = "<image>") -> Im
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert(target)
+
+
+def _bits_per_sample(image: Image.Image) -> int:
+    """Bit depth a file declares (TIFF tag 258; PNG stores at most 16 bits per sample)."""
+    if image.format == "PNG":
+        return 16
+    bits = getattr(image, "tag_v2", {}).get(258) if hasattr(image, "tag_v2") else None
+    return int(bits[0] if isinstance(bits, tuple) else bits) if bits else 32
 
 
 def to_pixels(image: Image.Image, spec: InputSpec, name: str = "<image>") -> np.ndarray:
@@ -174,8 +196,60 @@ def to_pixels(image: Image.Image, spec: InputSpec, name: str = "<image>") -> np.
     return arr
 
 
-def load_pixels(source: ImageSource, spec: InputSpec) -> np.ndarray:
-    """Any source -> uint8 HxWxC pixels at the model's size. Arrays already in shape skip Pillow."""
+def working_pixels(source: ImageSource, spec: InputSpec) -> np.ndarray:
+    """Decode, orient and convert a source for a declared pipeline: uint8 HxWxC at its own size, shrunk
+    (aspect kept) only when larger than WORK_FACTOR times the model's input."""
+    cap = WORK_FACTOR * max(spec.height, spec.width)
+    if isinstance(source, np.ndarray) and source.dtype == np.uint8:
+        arr = source[..., None] if source.ndim == 2 else source
+        if arr.ndim == 3 and arr.shape[-1] == spec.channels and max(arr.shape[:2]) <= cap and arr.size:
+            return arr
+    name = describe(source)
+    image = open_image(source)
+    try:
+        image = convert_mode(image, spec.channels, name)
+        width, height = image.size
+        if max(width, height) > cap:
+            scale = cap / max(width, height)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = image.resize(size, _RESAMPLE, reducing_gap=2.0)
+        arr = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(image.size[1], image.size[0], -1)
+    except ImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow conversion errors vary by plugin
+        raise ImageError(name, f"cannot convert image: {exc}") from None
+    return arr
+
+
+def prepare_batch(images: Sequence[np.ndarray], spec: InputSpec, pipeline: Pipeline) -> np.ndarray:
+    """Working images of any sizes -> model-ready uint8 (N,H,W,C)."""
+    return prepare_with_stats(images, spec, pipeline)[0]
+
+
+def prepare_with_stats(images: Sequence[np.ndarray], spec: InputSpec, pipeline: Pipeline
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Working images of any sizes -> model-ready uint8 (N,H,W,C) and the pipeline's per-image statistics.
+    Same-sized images run through the pipeline together, so a folder of equal-sized files costs a few
+    vectorised numpy passes per batch."""
+    out = np.empty((len(images), spec.height, spec.width, spec.channels), np.uint8)
+    stats: dict[str, np.ndarray] = {}
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault(image.shape, []).append(i)
+    for index in groups.values():
+        out[index], measured = pipeline.apply(np.stack([images[i] for i in index]), (spec.height, spec.width))
+        for key, values in measured.items():
+            stats.setdefault(key, np.full(len(images), np.nan))[index] = values
+    return out, stats
+
+
+def load_pixels(source: ImageSource, spec: InputSpec, pipeline: Optional[Pipeline] = None) -> np.ndarray:
+    """Any source -> uint8 HxWxC pixels at the model's size, through the model's declared pipeline.
+
+    Without one (models exported before declared preprocessing) the image is stretched to the input
+    size, and arrays already in shape skip Pillow."""
+    if pipeline is not None and pipeline.declared:
+        return prepare_batch([working_pixels(source, spec)], spec, pipeline)[0]
     if isinstance(source, np.ndarray) and source.dtype == np.uint8:
         arr = source[..., None] if source.ndim == 2 else source
         if arr.shape == (spec.height, spec.width, spec.channels):

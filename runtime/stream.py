@@ -21,8 +21,9 @@ import numpy as np
 
 from .classifier import Classifier, Prediction
 from .errors import ImageError
-from .preprocess import ImageSource, describe, load_pixels
+from .preprocess import ImageSource, describe, load_pixels, prepare_with_stats, working_pixels
 from .spec import InputSpec
+from .transforms import Pipeline
 
 
 @dataclass(slots=True)
@@ -36,8 +37,10 @@ class Result:
         return self.error is None
 
 
-def _decode_one(source: ImageSource, spec: InputSpec):
+def _decode_one(source: ImageSource, spec: InputSpec, pipeline: Optional[Pipeline]):
     try:
+        if pipeline is not None and pipeline.declared:
+            return working_pixels(source, spec)
         return load_pixels(source, spec)
     except ImageError as exc:
         return exc.reason
@@ -47,21 +50,33 @@ def _decode_one(source: ImageSource, spec: InputSpec):
         return f"unreadable: {type(exc).__name__}: {exc}"
 
 
-def decode_chunk(sources: Sequence[Any], spec: InputSpec) -> tuple[Optional[np.ndarray], list[int], dict[int, str]]:
-    """Decode a chunk: (stacked pixels of the good ones, their positions, {position: error})."""
+def decode_chunk(sources: Sequence[Any], spec: InputSpec, pipeline: Optional[Pipeline] = None
+                 ) -> tuple[Optional[np.ndarray], list[int], dict[int, str], dict[str, np.ndarray]]:
+    """Decode a chunk: (model-ready pixels of the good ones, their positions, {position: error},
+    statistics the preprocessing measured for the good ones)."""
     good, positions, errors = [], [], {}
     for i, source in enumerate(sources):
-        out = _decode_one(source, spec)
+        out = _decode_one(source, spec, pipeline)
         if isinstance(out, np.ndarray):
             good.append(out)
             positions.append(i)
         else:
             errors[i] = out
-    return (np.stack(good) if good else None), positions, errors
+    if not good:
+        return None, positions, errors, {}
+    if pipeline is not None and pipeline.declared:
+        pixels, stats = prepare_with_stats(good, spec, pipeline)
+        return pixels, positions, errors, stats
+    return np.stack(good), positions, errors, {}
 
 
 def _worker_init() -> None:
+    import signal
     import warnings
+
+    # Ctrl-C reaches the whole process group: the parent stops the run and shuts the pool down; a worker
+    # dying of KeyboardInterrupt would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from PIL import Image
 
@@ -109,7 +124,7 @@ def classify_stream(
             if not chunk:
                 return False
             parts = [chunk[i : i + split] for i in range(0, len(chunk), split)]
-            pending.append((chunk, [pool.submit(decode_chunk, part, spec) for part in parts]))
+            pending.append((chunk, [pool.submit(decode_chunk, part, spec, clf.pipeline) for part in parts]))
             return True
 
         for _ in range(prefetch + 1):
@@ -118,16 +133,22 @@ def classify_stream(
         while pending:
             chunk, futures = pending.popleft()
             submit_next()
-            arrays, where, errors = [], [], {}
+            arrays, measured, where, errors = [], [], [], {}
             offset = 0
             for future in futures:
-                pixels, positions, errs = future.result()
+                pixels, positions, errs, stats = future.result()
                 if pixels is not None:
                     arrays.append(pixels)
+                    measured.append(stats)
                     where.extend(offset + p for p in positions)
                 errors.update({offset + i: e for i, e in errs.items()})
                 offset += split
-            predictions = clf.decode(clf.run(np.concatenate(arrays)), top_k) if arrays else []
+            predictions = []
+            if arrays:
+                batch = np.concatenate(arrays)
+                stats = {k: np.concatenate([m[k] for m in measured]) for k in measured[0]} \
+                    if all(measured[0].keys() == m.keys() for m in measured) else {}
+                predictions = clf.decode(clf.run(batch), top_k, pixels=batch, stats=stats)
             by_index = dict(zip(where, predictions))
             for i, source in enumerate(chunk):
                 name = source if isinstance(source, str) else describe(source)

@@ -241,7 +241,7 @@ def test_cli_gate_failure_exits_nonzero(tmp_path, user_model):
                            "--calib-data", str(user_model / "images"), "--int8", "--max-int8-drop", "-100",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
-    assert "validation gate failed" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    assert "validation gate failed" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr  # errors: stderr
     assert (tmp_path / "digits.onnx").is_file() and not (tmp_path / "digits.int8.onnx").exists()
 
 

@@ -172,7 +172,7 @@ def test_infer_outputs(digits, tmp_path, mnist):
         text = out.read_text()
         if fmt == "csv":
             rows = [line.split(",") for line in text.strip().splitlines()]
-            assert rows[0] == ["path", "label", "score", "unsure", "label_2", "score_2", "error"] and len(rows) == 301
+            assert rows[0] == ["path", "label", "score", "label_2", "score_2", "unsure", "error"] and len(rows) == 301
             labels = [r[1] for r in rows[1:]]
         elif fmt == "json":
             labels = [r["label"] for r in json.loads(text)]
@@ -188,9 +188,9 @@ def test_infer_table_and_exit_codes(digits, tmp_path):
     assert proc.returncode == 0 and "7" in proc.stdout
     _bad_corpus(tmp_path / "bad")
     proc = _infer(str(tmp_path / "bad"), "--json")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # finished, some inputs unreadable
     rows = json.loads(proc.stdout)
     assert sum(r["error"] is None for r in rows) == 1 and len(rows) == 5  # f_dir.png is a folder: not listed
     assert "failed" in proc.stderr and "Traceback" not in proc.stderr
     proc = _infer(str(tmp_path / "nothing-here"))
-    assert proc.returncode == 1
+    assert proc.returncode == 2 and "no such file" in proc.stderr  # a named input that cannot be read

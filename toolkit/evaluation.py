@@ -9,7 +9,9 @@ from . import config
 from .artifacts import ModelArtifacts, load_keras_model
 from .errors import ModelNotFoundError
 from .runtime.metrics import classification_report
+from .exporting import declared_pipeline
 from .runtime.spec import InputSpec
+from .runtime.transforms import Pipeline
 
 
 def evaluate_artifact(
@@ -27,12 +29,17 @@ def evaluate_artifact(
             f"no trained model at {artifacts.directory} (expected model.keras and metrics.json); "
             f"train it with `edgecls train {artifacts.name}`")
     spec = InputSpec.from_dict(card["input_spec"])
+    pipeline = declared_pipeline(artifacts.name, card, None)
+    # Score what users get: images as the model's declared preprocessing makes them.
     if folder is not None:
-        test = load_image_folder(folder, spec).test if (folder / "test").is_dir() else _whole_folder(folder, spec, card)
+        test = load_image_folder(folder, spec, pipeline=pipeline).test if (folder / "test").is_dir() \
+            else _whole_folder(folder, spec, card, pipeline)
         source = str(folder)
     else:
         dataset = load_dataset(card["dataset"], data_dir)
         test, source = dataset.test, dataset.source
+        if pipeline.declared:
+            test = type(test)(pipeline(test.x, (spec.height, spec.width)), test.y)
     model = load_keras_model(artifacts.keras_path)
     probs = keras_probabilities(model, test.x)
     report = classification_report(test.y, probs.argmax(axis=1), card["classes"])
@@ -45,9 +52,9 @@ def evaluate_artifact(
     }
 
 
-def _whole_folder(folder: Path, spec: InputSpec, card: dict[str, Any]):
+def _whole_folder(folder: Path, spec: InputSpec, card: dict[str, Any], pipeline: Pipeline):
     """A labelled folder without train/test: every image is test data, classes matched by name."""
     from .data.folders import read_labelled_images
 
     skipped: list[str] = []
-    return read_labelled_images(folder, list(card["classes"]), spec, skipped)
+    return read_labelled_images(folder, list(card["classes"]), spec, skipped, pipeline)

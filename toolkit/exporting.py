@@ -14,8 +14,9 @@ from .exporters.errors import ExportError
 from .exporters.export import EvalData, ExportJob
 from .exporters.quantize import QuantOptions, stratified_sample
 from .exporters.validate import Gates
-from .data.types import limit_split
+from .data.types import limit_split, stratified_holdout
 from .runtime.spec import InputSpec
+from .runtime.transforms import Pipeline, preset_or_steps
 
 RANDOM_SAMPLE = 256
 
@@ -29,7 +30,8 @@ def read_labels_file(path: Path) -> tuple[str, ...]:
     return labels
 
 
-def read_labelled_folder(folder: Path, spec: InputSpec, classes: Optional[tuple[str, ...]] = None):
+def read_labelled_folder(folder: Path, spec: InputSpec, classes: Optional[tuple[str, ...]] = None,
+                         pipeline: Optional[Pipeline] = None):
     """All images of `folder/<class>/`; raises a clear error for a missing, empty or unlabelled folder."""
     from .data.folders import read_labelled_images
 
@@ -45,7 +47,7 @@ def read_labelled_folder(folder: Path, spec: InputSpec, classes: Optional[tuple[
     if missing:
         raise DataError(f"{folder}: sub-folders {missing} are not among the model's labels {list(classes)}")
     skipped: list[str] = []
-    split = read_labelled_images(folder, list(classes), spec, skipped)
+    split = read_labelled_images(folder, list(classes), spec, skipped, pipeline)
     return split, classes, skipped
 
 
@@ -63,6 +65,7 @@ def prepare_job(
     quant: QuantOptions = QuantOptions(),
     gates: Gates = Gates(),
     opset: int = 17,
+    preprocess: Optional[str] = None,
 ) -> tuple[ExportJob, list[str]]:
     """Build the export job for a zoo name (artifacts/<name>/model.keras) or a path to a .keras file."""
     from .exporters.convert import image_input_spec
@@ -85,6 +88,9 @@ def prepare_job(
     model = load_keras_model(keras_path)
     spec = image_input_spec(model)
 
+    pipeline = declared_pipeline(name, card, preprocess)
+    if pipeline.declared:
+        notes.append(f"preprocessing: {pipeline}")
     if labels_file is not None:
         labels = read_labels_file(labels_file)
     elif card is not None:
@@ -92,18 +98,23 @@ def prepare_job(
     else:
         labels = ()
 
-    calib_pixels = calib_labels = None
+    calib_pixels = calib_labels = calib_stats = None
+    calib_needs_pipeline = False  # data-set pixels are raw; folder images were prepared as they were read
     if calib_data is not None:
-        split, found, skipped = read_labelled_folder(calib_data, spec, labels or None)
+        split, found, skipped = read_labelled_folder(calib_data, spec, labels or None, pipeline)
         labels = labels or found
         notes += [f"skipped {s}" for s in skipped]
-        calib_pixels, calib_labels = split.x, split.y
+        calib_pixels, calib_labels, calib_stats = split.x, split.y, split.stats
 
     dataset_name = card["dataset"] if card else ""
+    unsure_pixels, unsure_stats, unsure_what = None, None, ""
     if eval_data is not None:
-        split, _, skipped = read_labelled_folder(eval_data, spec, labels or None)
+        split, _, skipped = read_labelled_folder(eval_data, spec, labels or None, pipeline)
         notes += [f"skipped {s}" for s in skipped]
-        evaluation = EvalData(split.x, split.y, f"{eval_data} ({len(split)} images)")
+        evaluation = EvalData(split.x, split.y, f"{eval_data} ({len(split)} images)", split.stats)
+        if calib_pixels is not None:
+            unsure_pixels, unsure_stats = calib_pixels, calib_stats
+            unsure_what = f"{calib_data} (the calibration images)"
     elif card is not None:
         from .data import load_dataset
 
@@ -112,11 +123,18 @@ def prepare_job(
         what = f"{dataset.name} {card['test']['split']}"
         if len(test) < len(dataset.test):
             what += f", stratified sample of {len(test)}"
-        evaluation = EvalData(test.x, test.y, f"{what} ({len(test)} images)")
+        shape = (spec.height, spec.width)
+        test_x, test_stats = pipeline.apply(test.x, shape) if pipeline.declared else (test.x, None)
+        evaluation = EvalData(test_x, test.y, f"{what} ({len(test)} images)", test_stats)
+        held_out = heldout_split(dataset, name, card)
+        unsure_pixels, unsure_stats = pipeline.apply(held_out.x, shape) if pipeline.declared else (held_out.x, None)
+        unsure_what = f"{dataset.name} held-out validation images ({len(held_out)})"
         if calib_pixels is None:
             calib_pixels, calib_labels = dataset.train.x, dataset.train.y
+            calib_needs_pipeline = pipeline.declared
     elif calib_pixels is not None:
-        evaluation = EvalData(calib_pixels, calib_labels, f"{calib_data} ({len(calib_pixels)} images, also used to calibrate)")
+        evaluation = EvalData(calib_pixels, calib_labels, f"{calib_data} ({len(calib_pixels)} images, also used to calibrate)",
+                              calib_stats)
     else:
         rng = np.random.default_rng(quant.seed)
         evaluation = EvalData(rng.integers(0, 256, (RANDOM_SAMPLE, *spec.shape), dtype=np.uint8), None,
@@ -129,13 +147,50 @@ def prepare_job(
     if calib_pixels is not None:
         pick = stratified_sample(calib_labels, len(calib_pixels), quant.calib_size, quant.seed)
         calib_pixels = calib_pixels[pick]
+        if calib_needs_pipeline:
+            calib_pixels = pipeline(calib_pixels, (spec.height, spec.width))
 
     job = ExportJob(
         model=model, name=name, labels=labels, out_dir=Path(out_dir or default_out), eval_data=evaluation,
         calib_pixels=calib_pixels, dataset=dataset_name or (str(calib_data) if calib_data else ""),
         source_sha256=sha256_file(keras_path), variants=variants, quant=quant, gates=gates, opset=opset,
+        preprocess=tuple(pipeline.to_list()), unsure_pixels=unsure_pixels, unsure_stats=unsure_stats,
+        unsure_description=unsure_what,
+        unsure_statistic=(card or {}).get("unsure_statistic") or _zoo_attr(name, "unsure_statistic"),
     )
     return job, notes
+
+
+def _zoo_attr(name: str, attr: str) -> Any:
+    from .zoo import MODELS
+
+    spec = MODELS.get(name)
+    return getattr(spec, attr) if spec is not None else None
+
+
+def declared_pipeline(name: str, card: Optional[dict[str, Any]], override: Optional[str]) -> Pipeline:
+    """--preprocess, else what the model was trained with (its card), else the zoo's declaration, else none
+    (stretch, as every model exported before declared preprocessing)."""
+    if override:
+        return preset_or_steps(override)
+    if card is not None and "preprocess" in card:
+        return Pipeline.parse(card["preprocess"] or None, f"{name} model card")
+    return Pipeline.parse(_zoo_attr(name, "preprocess") or None, name)
+
+
+def heldout_split(dataset: Any, name: str, card: dict[str, Any]) -> Any:
+    """The images training held out for model selection (official validation split, or the same seeded
+    stratified share of train): never trained on, never used to score the export."""
+    if dataset.val is not None:
+        return dataset.val
+    spec = None
+    from .zoo import MODELS
+
+    spec = MODELS.get(card.get("name", name))
+    fraction = spec.train.val_fraction if spec is not None else 0.1
+    seed = int(card.get("training", {}).get("seed", 1337))
+    _, hold = stratified_holdout(dataset.train.y, fraction, seed)
+    return dataset.train.take(hold)
 
 
 def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: Optional[Path],
@@ -156,8 +211,9 @@ def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: 
                           "(sha256 differs); re-export it or give the right --keras")
     model = load_keras_model(keras_path)
     spec = InputSpec(info.input_spec.height, info.input_spec.width, info.input_spec.channels)
+    pipeline = Pipeline.parse(info.preprocess or None, str(onnx_path))
     if eval_data is not None:
-        split, _, _ = read_labelled_folder(eval_data, spec, info.labels)
+        split, _, _ = read_labelled_folder(eval_data, spec, info.labels, pipeline)
         return model, EvalData(split.x, split.y, f"{eval_data} ({len(split)} images)")
     if not info.dataset:
         raise DataError(f"{onnx_path}: no training data set recorded; give --eval-data folder/<class>/")
@@ -168,4 +224,5 @@ def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: 
     full = load_dataset(info.dataset, data_dir).test
     test = limit_split(full, eval_limit, 1337)
     what = f"{info.dataset} test" + (", stratified sample" if len(test) < len(full) else "")
-    return model, EvalData(test.x, test.y, f"{what} ({len(test)} images)")
+    x = pipeline(test.x, (spec.height, spec.width)) if pipeline.declared else test.x
+    return model, EvalData(x, test.y, f"{what} ({len(test)} images)")

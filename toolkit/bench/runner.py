@@ -120,6 +120,12 @@ def outcomes_to_json(outcomes: list[Outcome], cfg: BenchConfig, meta: dict[str, 
     }
 
 
+def failed_rows(report: dict[str, Any]) -> tuple[int, int]:
+    """(rows that could not run, all rows): every row failing is an error, some failing a partial result."""
+    rows = report["rows"]
+    return sum(1 for r in rows if r.get("error")), len(rows)
+
+
 def markdown(report: dict[str, Any]) -> str:
     bs = report["batch_sizes"]
     head = ["format", "device", "size", "test acc", "agree w/ Keras"] + [f"img/s @{b}" for b in bs] + \

@@ -1,32 +1,104 @@
 """The `edgecls` command. Each command imports heavy libraries (TensorFlow, onnxruntime) only
-when it runs, so `edgecls --help` stays instant."""
+when it runs, so `edgecls --help` stays instant.
+
+Exit codes (edgecls.runtime.exit_codes): 0 all good; 1 usage error, bad model or unusable output
+location; 2 the run finished but some inputs were unreadable or skipped; 130 interrupted (Ctrl-C).
+Errors are one line on stderr, printed literally (a path holding `[/b]` is just text), never a traceback.
+"""
 
 from __future__ import annotations
 
-import os
+import os  # os and sys are loaded by Python's start-up: importing this module cannot be interrupted midway
 import sys
-
-import typer
-
-from ..runtime.errors import EdgeclsError
-from . import bench, evaluate, export, infer, models, train
-from .app import app, console
 
 __all__ = ["app", "main"]
 
-_ = (bench, evaluate, export, infer, models, train)  # command modules register themselves on `app`
+ERROR, INTERRUPTED = 1, 130  # as in edgecls.runtime.exit_codes; literal so a Ctrl-C during imports needs nothing
+
+
+def _load_app():
+    from . import bench, evaluate, export, infer, models, serve, train  # noqa: F401 - commands register on `app`
+    from .app import app as typer_app
+
+    globals()["app"] = typer_app  # importing the submodule edgecls.cli.app set `app` to the module; the name means the Typer
+    return typer_app
+
+
+def __getattr__(name: str) -> object:  # `from edgecls.cli import app` without importing everything on `import edgecls.cli`
+    if name == "app":
+        return _load_app()
+    raise AttributeError(name)
+
+
+def _error(message: str) -> None:
+    from rich.text import Text
+
+    from .app import err_console
+
+    err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+
+
+_interrupted = False
+
+
+def _on_sigint(signum, frame) -> None:  # noqa: ANN001 - signal handler signature
+    """Python's own behaviour (raise KeyboardInterrupt), remembering that it happened: a library may turn the
+    interrupt into another error (onnxruntime's import gives ImportError), which must still exit 130."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
 
 
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter off the terminal
     try:
-        app()
+        import signal
+
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_sigint)
+        code = _run()
+        signal.signal(signal.SIGINT, _exit_now)  # shutdown (atexit: pools, threads) must not print a traceback
+    except KeyboardInterrupt:  # Ctrl-C while Python is still importing, or between our handlers
+        _exit_now()
+    sys.exit(code)
+
+
+def _exit_now(*_: object) -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.write("interrupted\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(INTERRUPTED)
+
+
+def _run() -> int:
+    app = _load_app()
+    from typer.exceptions import Abort, TyperException
+
+    from ..runtime.errors import EdgeclsError
+
+    try:
+        code = app(standalone_mode=False)
     except EdgeclsError as exc:
-        from rich.markup import escape
+        if _interrupted:
+            sys.stderr.write("interrupted\n")
+            return INTERRUPTED
+        _error(str(exc))
+        return ERROR
+    except TyperException as exc:  # usage errors: click would exit 2, which means "some inputs skipped" here
+        from typer import rich_utils
 
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # "[ray]", paths with [...]
-        sys.exit(1)
+        rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+        return ERROR
+    except Abort:
+        return INTERRUPTED
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        sys.exit(130)
-
+        sys.stderr.write("interrupted\n")
+        return INTERRUPTED
+    except Exception:
+        if not _interrupted:
+            raise  # a bug: its traceback is the report
+        sys.stderr.write("interrupted\n")  # a library turned Ctrl-C into another exception
+        return INTERRUPTED
+    return code if isinstance(code, int) else 0

@@ -29,6 +29,25 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON ins
 OptPath = Optional[Path]
 
 
+def say(*parts, target: Optional[Console] = None) -> None:
+    """Print one message literally: plain str parts are user data and never read as markup (a path may hold
+    `[/b]` or `[gpu]`); (text, style) tuples carry the styling."""
+    from rich.text import Text
+
+    (target or console).print(Text.assemble(*parts), highlight=False)
+
+
+def print_table(table, target: Optional[Console] = None) -> None:
+    """Print a rich Table; when the output is not a terminal (a pipe, a file) lay it out at its natural
+    width so no cell is ever truncated or wrapped: scripts grep these lines."""
+    target = target or console
+    if target.is_terminal:
+        target.print(table)
+        return
+    wide = Console(file=target.file, width=100_000, soft_wrap=True, no_color=True, highlight=False)
+    wide.print(table)
+
+
 def _version(value: bool) -> None:
     if value:
         from .. import __version__

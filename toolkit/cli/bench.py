@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..formatting import percent
-from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console, err_console
+from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:
@@ -35,11 +35,13 @@ def bench(
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
-    """Benchmark Keras, TFLite fp32 and the ONNX variants: size, accuracy, agreement, speed, memory."""
+    """Benchmark Keras, TFLite fp32 and the ONNX variants: size, accuracy, agreement, speed, memory.
+    Exit code 0: every row ran; 2: some rows could not run (each says why); 1: none could (nothing saved)."""
     import os
 
     from ..artifacts import ModelArtifacts
-    from ..bench.runner import BenchConfig, cuda_available, markdown, outcomes_to_json, plan_rows, run_bench
+    from ..bench.runner import (BenchConfig, cuda_available, failed_rows, markdown, outcomes_to_json, plan_rows,
+                                run_bench)
     from ..errors import ModelNotFoundError
     from ..data.types import limit_split
     from ..machine import describe_machine
@@ -84,39 +86,50 @@ def bench(
     cfg = BenchConfig(batch_sizes=_batch_sizes(batch_sizes), devices=devices, threads=threads or os.cpu_count() or 1,
                       repeats=repeats)
     rows = plan_rows(keras_path, onnx_files, devices)
-    log = (lambda o: None) if as_json else (lambda o: err_console.print(
-        f"[dim]{o.row.label} on {o.row.device}: {'done' if o.error is None else 'could not run: ' + o.error}[/]",
-        highlight=False))
+    log = (lambda o: None) if as_json else (lambda o: say(
+        (f"{o.row.label} on {o.row.device}: {'done' if o.error is None else 'could not run: ' + o.error}", "dim"),
+        target=err_console))
     outcomes = run_bench(rows, x, y, cfg, on_row=log)
     report = outcomes_to_json(outcomes, cfg, {
         "name": name, "dataset": dataset, "samples": int(len(x)), "machine": describe_machine(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     stem = "bench-" + "+".join(devices)
+    failed, total = failed_rows(report)
+    if failed == total:  # keep the previous, measured results rather than replace them with a table of errors
+        if not as_json:
+            _print(report)
+        else:
+            print(json.dumps(report, indent=2))
+        raise EdgeclsError(f"{name}: none of the {total} benchmark rows could run; nothing saved")
     write_json_atomic(out_dir / f"{stem}.json", report)
     write_bytes_atomic(out_dir / f"{stem}.md", markdown(report).encode())
     if as_json:
         print(json.dumps(report, indent=2))
-        return
-    _print(report)
-    console.print(f"saved {out_dir / (stem + '.md')} and .json", highlight=False)
+    else:
+        _print(report)
+        say(f"saved {out_dir / (stem + '.md')} and .json")
+    if failed:
+        say((f"{failed} of {total} rows could not run", "yellow"), target=err_console)
+        raise typer.Exit(2)
 
 
 def _print(report: dict) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     bs = report["batch_sizes"]
-    table = Table(title=f"{report['name']}: {report['samples']} test images, {report['threads']} threads",
+    table = Table(title=Text(f"{report['name']}: {report['samples']} test images, {report['threads']} threads"),
                   title_justify="left", show_edge=False, pad_edge=False)
     for col in ["format", "device", "size", "acc", "agree"] + [f"img/s @{b}" for b in bs] + ["p50 ms", "p99 ms", "RSS"]:
         table.add_column(col, justify="left" if col in ("format", "device") else "right")
     for r in report["rows"]:
         if r.get("error"):
-            table.add_row(r["label"], r["device"], f"[yellow]could not run: {r['error']}[/]")
+            table.add_row(r["label"], r["device"], Text(f"could not run: {r['error']}", style="yellow"))
             continue
         table.add_row(r["label"], r["device"], f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r.get("accuracy")),
                       percent(r.get("agreement")), *[f"{r['throughput'][str(b)]:,.0f}" for b in bs],
                       f"{r['latency_p50_ms']:.3f}", f"{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f} MB")
-    console.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -129,4 +142,4 @@ def report(
     from ..report.build import build_report
 
     path = build_report(name, artifacts, data_dir)
-    console.print(f"[green]wrote[/] {path} (figures in {path.parent / 'figures'})", highlight=False)
+    say(("wrote ", "green"), f"{path} (figures in {path.parent / 'figures'})")

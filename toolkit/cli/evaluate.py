@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console
+from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console, print_table, say
 
 
 @app.command("eval")
@@ -40,17 +40,18 @@ def evaluate(
 def _print_report(r: dict[str, Any]) -> None:
     recorded = r.get("recorded_accuracy")
     note = f" (recorded {recorded * 100:.2f}%)" if recorded is not None else ""
-    console.print(f"[bold]{r['model']}[/] on {r['dataset']} [{r['split']}]: accuracy "
-                  f"[bold]{r['accuracy'] * 100:.2f}%[/] over {r['num_samples']} images{note}", highlight=False)
+    say((r["model"], "bold"), f" on {r['dataset']} [{r['split']}]: accuracy ",
+        (f"{r['accuracy'] * 100:.2f}%", "bold"), f" over {r['num_samples']} images{note}")
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_edge=False, pad_edge=False)
     for col in ("class", "precision", "recall", "f1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for cls, m in r["per_class"].items():
-        table.add_row(cls, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+        table.add_row(Text(cls), f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
     macro = r["macro_avg"]
-    table.add_row("[dim]macro avg[/]", f"{macro['precision']:.3f}", f"{macro['recall']:.3f}", f"{macro['f1']:.3f}",
+    table.add_row(Text("macro avg", style="dim"), f"{macro['precision']:.3f}", f"{macro['recall']:.3f}", f"{macro['f1']:.3f}",
                   str(r["num_samples"]))
-    console.print(table)
+    print_table(table)
     console.print()

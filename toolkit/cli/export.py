@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ..formatting import percent
-from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console
+from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, print_table, say
 
 
 def _gates(max_diff: float, min_agreement: float, max_int8_drop: float):
@@ -28,22 +28,23 @@ GateOptions = dict(
 
 def print_variants(rows: list[dict[str, Any]], title: str) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table = Table(title=Text(title), title_justify="left", show_edge=False, pad_edge=False)
     for col in ("variant", "size", "Keras acc", "ONNX acc", "agreement", "max |diff|", "mean |diff|", "gate"):
         table.add_column(col, justify="left" if col in ("variant", "gate") else "right")
     for r in rows:
         v = r["validation"]
         acc = lambda key: f"{v[key] * 100:.2f}%" if key in v else "n/a"  # noqa: E731
         if r.get("superseded"):
-            gate = "[yellow]replaced by dynamic[/]"
+            gate = Text("replaced by dynamic", style="yellow")
         elif r["passed"]:
-            gate = "[green]pass[/]" + ("" if r.get("written", True) else " [dim](not written)[/]")
+            gate = Text.assemble(("pass", "green"), ("" if r.get("written", True) else " (not written)", "dim"))
         else:
-            gate = "[red]FAIL[/] " + "; ".join(r["failures"])
-        table.add_row(r["variant"], f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
+            gate = Text.assemble(("FAIL", "red"), " " + "; ".join(r["failures"]))
+        table.add_row(Text(r["variant"]), f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
                       f"{v['top1_agreement'] * 100:.2f}%", f"{v['max_abs_diff']:.1e}", f"{v['mean_abs_diff']:.1e}", gate)
-    console.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -60,6 +61,9 @@ def export(
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Validate on a stratified sample of N test images."),
     out: OptPath = typer.Option(None, "--out", help="Output folder (default: beside the Keras model)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
+    preprocess: Optional[str] = typer.Option(
+        None, "--preprocess", help="Declared preprocessing: a preset (digits, silhouette, photo, stretch) or a JSON "
+        "list of steps. Default: what the model was trained with."),
     max_diff: float = GateOptions["max_diff"],
     min_agreement: float = GateOptions["min_agreement"],
     max_int8_drop: float = GateOptions["max_int8_drop"],
@@ -78,11 +82,11 @@ def export(
         target, variants=variants, artifacts=artifacts, data_dir=data_dir, calib_data=calib_data,
         eval_data=eval_data, labels_file=labels, eval_limit=eval_limit, out_dir=out, opset=opset,
         quant=QuantOptions(mode=quant, calibration=calib_method, calib_size=calib_size),
-        gates=_gates(max_diff, min_agreement, max_int8_drop),
+        gates=_gates(max_diff, min_agreement, max_int8_drop), preprocess=preprocess,
     )
     for note in notes:
-        console.print(f"[yellow]{note}[/]", highlight=False)
-    log = (lambda m: None) if as_json else (lambda m: console.print(f"[dim]{m}[/]", highlight=False))
+        say((note, "yellow"))
+    log = (lambda m: None) if as_json else (lambda m: say((m, "dim")))
     try:
         report = run_export(job, on_log=log)
     except GateError as exc:
@@ -98,8 +102,10 @@ def export(
     print_variants(report["variants"], f"{job.name}: validated on {job.eval_data.description}")
     for r in report["variants"]:
         if r["written"]:
-            console.print(f"[green]wrote[/] {r['path']}", highlight=False)
-    console.print(f"report: {Path(job.out_dir) / (job.name + '.export.json')}", highlight=False)
+            say(("wrote ", "green"), r["path"])
+    for path in report.get("removed_stale", []):
+        say(("removed ", "yellow"), path, " (stale variant, not rebuilt by this export)")
+    say("report: ", str(Path(job.out_dir) / (job.name + ".export.json")))
 
 
 @app.command()
@@ -167,11 +173,12 @@ def exports(
                   f"{r['max_abs_diff']:.1e} |")
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="exported models", title_justify="left", show_edge=False, pad_edge=False)
     for col in ("model", "variant", "file", "size", "Keras acc", "ONNX acc", "agreement", "max |diff|"):
         table.add_column(col, justify="right" if col in ("size", "Keras acc", "ONNX acc", "agreement", "max |diff|") else "left")
     for r in rows:
-        table.add_row(r["model"], r["variant"], r["file"], f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r["keras_accuracy"]),
+        table.add_row(Text(r["model"]), Text(r["variant"]), Text(r["file"]), f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r["keras_accuracy"]),
                       percent(r["accuracy"]), percent(r["top1_agreement"]), f"{r['max_abs_diff']:.1e}")
-    console.print(table)
+    print_table(table)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .app import ArtifactsOption, app, console, err_console
+from .app import ArtifactsOption, app, console, err_console, print_table
+from .interrupt import stop_on_interrupt
 
 MAX_TABLE_ROWS = 200
-MAX_FAILURES_SHOWN = 50
 
 
 @app.command()
@@ -33,6 +34,8 @@ def infer(
                                           "(--engine ray: a folder of Parquet parts, .parquet or .csv)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="table | csv | json | jsonl (default: from --output, else table)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout (same as --format json)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file that is not an edgecls "
+                               "predictions file (inputs and the model are never overwritten)."),
     artifacts: Optional[Path] = ArtifactsOption,
     engine: str = typer.Option("local", "--engine", help="local (this machine) | ray (a Ray cluster, Ray Data)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head host:port, ray://host:port or "
@@ -40,12 +43,14 @@ def infer(
     actors: Optional[int] = typer.Option(None, "--actors", min=1, help="--engine ray: inference actors "
                                          "(default: autoscale to the cluster; each uses --threads CPUs, default 1)."),
 ) -> None:
-    """Classify images. Bad files are reported and skipped; the exit code is 1 if any failed."""
+    """Classify images. Unreadable or skipped inputs are listed. Exit codes: 0 all classified, 1 usage or model
+    error, 2 some inputs unreadable or skipped, 130 interrupted."""
     from ..runtime.classifier import Classifier
     from ..runtime.errors import EdgeclsError
     from ..runtime.files import iter_image_files
+    from ..runtime.outputs import PredictionFile, RunTally, Writer, check_output, choose_format
+    from ..runtime.paths import resolve_model
     from ..runtime.stream import classify_stream
-    from .outputs import FORMATS, Writer
 
     if int8 and fp16:
         raise EdgeclsError("choose one of --int8 and --fp16")
@@ -56,29 +61,29 @@ def infer(
 
         return infer_on_ray(inputs, model=model, variant="int8" if int8 else "fp16" if fp16 else "fp32",
                             device=device, batch_size=batch_size, threads=threads, recursive=recursive, top_k=top_k,
-                            output=output, fmt="json" if as_json else fmt, address=ray_address, actors=actors,
-                            artifacts=artifacts)
+                            output=output, fmt="json" if as_json else fmt, force=force, address=ray_address,
+                            actors=actors, artifacts=artifacts)
     if ray_address or actors:
         raise EdgeclsError("--ray-address and --actors need --engine ray")
-    fmt = "json" if as_json else fmt or (output.suffix.lstrip(".").lower() if output else "table")
-    if fmt not in FORMATS or (output is not None and fmt == "table"):
-        raise EdgeclsError(f"unknown output format {fmt!r}; use .csv, .json or .jsonl (or --format)")
     variant = "int8" if int8 else "fp16" if fp16 else "fp32"
+    model_path = resolve_model(model, variant, artifacts)
+    if output is not None:  # before the model loads and before the first image is decoded
+        check_output(output, inputs, recursive=recursive, force=force, protected=[model_path])
+    fmt = choose_format(output, fmt, as_json)
     # Decoding workers share the cores between batches: idle onnxruntime threads must not spin.
-    clf = Classifier(model, variant=variant, device=device, threads=threads, artifacts=artifacts, spin=False)
+    clf = Classifier(model_path, device=device, threads=threads, spin=False)
+    if top_k > len(clf.labels):
+        err_console.print(f"--topk {top_k}: the model has {len(clf.labels)} labels; showing all {len(clf.labels)}",
+                          highlight=False, markup=False)
+        top_k = len(clf.labels)
 
-    partial = None
-    if output is not None:
-        partial = output.with_name(output.name + ".partial")
-        sink = partial.open("w", newline="", encoding="utf-8")
-    else:
-        sink = sys.stdout
-    writer = Writer(sink, fmt, top_k) if fmt != "table" else None
+    sink = PredictionFile(output, fmt, top_k) if output is not None else None
+    stdout = _stdout_text() if sink is None and fmt != "table" else None
+    writer = sink or (Writer(stdout, fmt, top_k) if stdout is not None else None)
     shown: list = []
-    counts = {"ok": 0, "failed": 0}
-    failures: list = []
+    tally = RunTally()
     start = time.perf_counter()
-    files = iter_image_files(inputs, recursive=recursive)
+    files = iter_image_files(inputs, recursive=recursive, on_skip=tally.skip)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     progress = Progress(SpinnerColumn(), TextColumn("classifying"), BarColumn(), MofNCompleteColumn(),
@@ -86,75 +91,87 @@ def infer(
                         disable=not err_console.is_terminal, transient=True)
     interrupted = False
     try:
-        with progress:
+        with progress, stop_on_interrupt() as stop, closing(
+                classify_stream(clf, files, batch_size=batch_size, workers=workers, top_k=top_k)) as results:
             task = progress.add_task("infer", total=None, rate="")
-            for result in classify_stream(clf, files, batch_size=batch_size, workers=workers, top_k=top_k):
-                counts["ok" if result.ok else "failed"] += 1
-                if not result.ok and len(failures) < MAX_FAILURES_SHOWN:  # memory stays bounded
-                    failures.append(result)
+            for result in results:
+                if stop.requested:
+                    break
+                tally.add(result)
                 if writer:
                     writer.write(result)
                 elif len(shown) < MAX_TABLE_ROWS:
                     shown.append(result)
-                done = counts["ok"] + counts["failed"]
+                done = tally.total
                 if done % 512 == 0:
                     progress.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):,.0f} img/s")
-    except KeyboardInterrupt:
+            interrupted = stop.requested
+    except KeyboardInterrupt:  # a second Ctrl-C
         interrupted = True
-    finally:
-        if writer:
-            writer.close()
-        if partial is not None:
-            sink.close()
     elapsed = time.perf_counter() - start
-    total = counts["ok"] + counts["failed"]
-    if partial is not None and not interrupted:
-        os.replace(partial, output)
+    where = None
+    if sink is not None:
+        if interrupted:
+            where = sink.keep_partial()
+        elif tally.total == 0:
+            sink.discard()
+        else:
+            where = sink.commit()
+    elif writer is not None:
+        writer.close()
     if fmt == "table":
-        _print_table(shown, top_k, total)
-    for r in failures:
-        err_console.print(f"failed {r.source}: {r.error}", highlight=False, markup=False, style="red")
-    if counts["failed"] > len(failures):
-        more = f"... and {counts['failed'] - len(failures)} more failures"
-        err_console.print(more + (" (all listed in the output file)" if writer else ""), style="red")
-    rate = counts["ok"] / elapsed if elapsed > 0 else 0.0
+        _print_table(shown, top_k, tally.total)
+    for line in tally.problem_lines():
+        err_console.print(line, highlight=False, markup=False, style="red")
+    rate = tally.ok / elapsed if elapsed > 0 else 0.0
+    skipped = f", {tally.skipped} skipped" if tally.skipped else ""
+    unsure = f" ({tally.unsure} unsure)" if tally.unsure else ""
     err_console.print(
-        f"{total} images: {counts['ok']} classified, {counts['failed']} failed in {elapsed:.2f}s "
+        f"{tally.total} images: {tally.ok} classified{unsure}, {tally.failed} failed{skipped} in {elapsed:.2f}s "
         f"({rate:,.0f} img/s) with {clf.path.name} ({clf.info.variant}) on {clf.provider}", highlight=False, markup=False)
-    if output is not None:
-        where = partial if interrupted else output
-        err_console.print(f"predictions: {where}", highlight=False)
+    if where is not None:
+        err_console.print(f"predictions: {where}", highlight=False, markup=False)
     if interrupted:
-        err_console.print("[yellow]interrupted: results so far are kept[/]")
-        raise typer.Exit(130)
-    if total == 0:
+        err_console.print("interrupted: results so far are kept", style="yellow", markup=False)
+        raise typer.Exit(tally.exit_code(interrupted=True))
+    if tally.total == 0 and not tally.skipped:
         raise EdgeclsError(f"no images found in {' '.join(inputs)}" + ("" if recursive else " (try --recursive)"))
-    if counts["failed"]:
-        raise typer.Exit(1)
+    raise typer.Exit(tally.exit_code())
+
+
+def _stdout_text():
+    """stdout for machine formats: file names that are not UTF-8 go out byte for byte (as in output files)
+    instead of crashing the encoder."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
+    return sys.stdout
 
 
 def _print_table(rows: list, top_k: int, total: int) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    from ..runtime.outputs import printable
 
     table = Table(show_edge=False, pad_edge=False)
-    table.add_column("file")
+    table.add_column("file", overflow="fold")
     table.add_column("label")
     table.add_column("score", justify="right")
     table.add_column("unsure")
     if top_k > 1:
-        table.add_column(f"top {top_k}")
-    from rich.markup import escape
-
-    for r in rows:
+        table.add_column(f"top {top_k}", overflow="fold")
+    for r in rows:  # every cell is Text: file names and labels are shown literally, never as markup
         if r.prediction is None:
-            cells = [escape(r.source), "[red]error[/]", escape(r.error or ""), ""]
+            cells = [Text(printable(r.source)), Text("error", style="red"), Text(printable(r.error or "")), Text("")]
         else:
             p = r.prediction
-            cells = [escape(r.source), escape(p.label), f"{p.score:.3f}", "[yellow]unsure[/]" if p.unsure else ""]
+            cells = [Text(printable(r.source)), Text(printable(p.label)), Text(f"{p.score:.3f}"),
+                     Text("unsure" if p.unsure else "", style="yellow")]
         if top_k > 1:
-            cells.append("" if r.prediction is None else
-                         escape(", ".join(f"{lbl} {s:.2f}" for lbl, s in r.prediction.top_k)))
+            cells.append(Text("" if r.prediction is None else
+                              ", ".join(f"{printable(lbl)} {s:.2f}" for lbl, s in r.prediction.top_k)))
         table.add_row(*cells)
-    console.print(table)
+    print_table(table)
     if total > len(rows):
-        console.print(f"[dim]... {total - len(rows)} more rows; write them all with --output preds.csv[/]")
+        console.print(f"... {total - len(rows)} more rows; write them all with --output preds.csv", style="dim",
+                      highlight=False, markup=False)

@@ -2,7 +2,7 @@
 
 Everything that can be wrong with the request (missing extra, model, SOURCE, output, unreachable cluster)
 fails with one line before the job starts. Results stream back to this process, which shows progress and
-writes the output; rows arrive in completion order, not input order.
+writes the output; rows arrive in completion order, not input order. Exit codes are local `infer`'s.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Optional
 
 import typer
 
+from ..runtime import exit_codes
 from ..runtime.errors import EdgeclsError
+from ..runtime.outputs import MAX_LISTED, printable
 from .app import err_console
 
-MAX_FAILURES_SHOWN = 50
 LOG_EVERY_S = 30.0  # progress lines when stderr is not a terminal (a RayJob's log)
 
 
@@ -32,6 +33,7 @@ def infer_on_ray(
     top_k: int,
     output: Optional[Path],
     fmt: Optional[str],
+    force: bool,
     address: Optional[str],
     actors: Optional[int],
     artifacts: Optional[Path],
@@ -40,14 +42,17 @@ def infer_on_ray(
     from ..distributed.cluster import cluster_address, ray_cluster
     from ..distributed.sources import image_dataset, resolve_sources
     from ..runtime.paths import resolve_model
-    from .ray_outputs import ArrowSink, output_format
+    from .ray_outputs import ArrowSink, check_ray_output
 
     require_ray()
-    fmt, folder = output_format(output, fmt)  # raises when --output is missing
-    assert output is not None
     model_path = resolve_model(model, variant, artifacts)
+    fmt, folder = check_ray_output(output, fmt, inputs, recursive=recursive, force=force, model=model_path)
+    assert output is not None  # check_ray_output refuses a missing --output
     threads = threads or 1
     sources = resolve_sources(inputs, recursive=recursive)
+    if not sources.paths and not sources.uri_roots:  # everything named was skipped (reasons listed): no job
+        _report_skips(sources.skipped)
+        raise typer.Exit(exit_codes.INPUTS_SKIPPED)
     with ray_cluster(cluster_address(address)) as where:
         predictions = classify_dataset(image_dataset(sources, batch_size), model_path, device=device,
                                        batch_size=batch_size, actors=actors, threads=threads,
@@ -57,22 +62,27 @@ def infer_on_ray(
                           highlight=False, markup=False)
         run = _Run(ArrowSink(output, fmt, folder))
         run.consume(predictions, sources.count)
-    counts = run.counts
     if run.error is not None:  # the job itself failed (a bad file never does: it is a row)
         kept = run.sink.abort()
         lines = [ln.strip() for ln in str(run.error).splitlines() if ln.strip()]
         reason = lines[-1] if lines else type(run.error).__name__  # Ray's messages end with the root cause
-        raise EdgeclsError(f"the Ray job failed: {reason}"
-                           + (f" (partial output kept: {kept})" if kept else ""))
+        raise EdgeclsError(f"the Ray job failed: {reason}" + (f" (partial output kept: {kept})" if kept else ""))
     kept = run.sink.abort() if run.interrupted else run.sink.close(prediction_schema(top_k))
-    _summarise(counts, run.failures, run.elapsed, model_path.name, kept)
+    _report_skips(sources.skipped)
+    run.summarise(model_path.name, kept, skipped=len(sources.skipped))
     if run.interrupted:
-        err_console.print("[yellow]interrupted: results so far are kept[/]")
-        raise typer.Exit(130)
-    if counts["ok"] + counts["failed"] == 0:
+        err_console.print("interrupted: results so far are kept", style="yellow", markup=False)
+        raise typer.Exit(exit_codes.INTERRUPTED)
+    if run.ok + run.failed == 0:
         raise EdgeclsError(f"no images found in {' '.join(inputs)}")
-    if counts["failed"]:
-        raise typer.Exit(1)
+    raise typer.Exit(exit_codes.INPUTS_SKIPPED if run.failed or sources.skipped else exit_codes.OK)
+
+
+def _report_skips(skipped: list) -> None:
+    for skip in skipped[:MAX_LISTED]:
+        err_console.print(f"skipped {printable(skip.path)}: {skip.reason}", highlight=False, markup=False, style="red")
+    if len(skipped) > MAX_LISTED:
+        err_console.print(f"... and {len(skipped) - MAX_LISTED} more skipped entries", style="red")
 
 
 class _Run:
@@ -80,7 +90,7 @@ class _Run:
 
     def __init__(self, sink) -> None:
         self.sink = sink
-        self.counts = {"ok": 0, "failed": 0}
+        self.ok = self.failed = self.unsure = 0
         self.failures: list[tuple[str, str]] = []
         self.elapsed = 0.0
         self.interrupted = False
@@ -101,14 +111,15 @@ class _Run:
                 task = progress.add_task("infer", total=total, rate="")
                 for table in predictions.iter_batches(batch_size=None, batch_format="pyarrow"):
                     failed = table.filter(pc.is_valid(table.column("error")))
-                    self.counts["failed"] += failed.num_rows
-                    self.counts["ok"] += table.num_rows - failed.num_rows
-                    room = MAX_FAILURES_SHOWN - len(self.failures)  # memory stays bounded
+                    self.failed += failed.num_rows
+                    self.ok += table.num_rows - failed.num_rows
+                    self.unsure += pc.sum(table.column("unsure")).as_py() or 0
+                    room = MAX_LISTED - len(self.failures)  # memory stays bounded
                     if failed.num_rows and room > 0:
                         self.failures += list(zip(failed.column("path").to_pylist()[:room],
                                                   failed.column("error").to_pylist()[:room]))
                     self.sink.write(table)
-                    done = self.counts["ok"] + self.counts["failed"]
+                    done = self.ok + self.failed
                     now = time.perf_counter()
                     rate = f"{done / (now - start):,.0f} img/s"
                     progress.update(task, completed=done, rate=rate)
@@ -122,16 +133,18 @@ class _Run:
             self.error = exc
         self.elapsed = time.perf_counter() - start
 
-
-def _summarise(counts: dict, failures: list, elapsed: float, model_name: str, where: Optional[Path]) -> None:
-    for path, error in failures:
-        err_console.print(f"failed {path}: {error}", highlight=False, markup=False, style="red")
-    if counts["failed"] > len(failures):
-        err_console.print(f"... and {counts['failed'] - len(failures)} more failures (all listed in the output)",
-                          style="red")
-    total = counts["ok"] + counts["failed"]
-    rate = counts["ok"] / elapsed if elapsed > 0 else 0.0
-    err_console.print(f"{total} images: {counts['ok']} classified, {counts['failed']} failed in {elapsed:.2f}s "
-                      f"({rate:,.0f} img/s) with {model_name} on Ray", highlight=False, markup=False)
-    if where is not None:
-        err_console.print(f"predictions: {where}", highlight=False)
+    def summarise(self, model_name: str, where: Optional[Path], skipped: int) -> None:
+        for path, error in self.failures:
+            err_console.print(f"failed {printable(path)}: {printable(error)}", highlight=False, markup=False,
+                              style="red")
+        if self.failed > len(self.failures):
+            err_console.print(f"... and {self.failed - len(self.failures)} more failures (all in the output)",
+                              style="red")
+        rate = self.ok / self.elapsed if self.elapsed > 0 else 0.0
+        unsure = f" ({self.unsure} unsure)" if self.unsure else ""
+        skips = f", {skipped} skipped" if skipped else ""
+        err_console.print(f"{self.ok + self.failed} images: {self.ok} classified{unsure}, {self.failed} failed"
+                          f"{skips} in {self.elapsed:.2f}s ({rate:,.0f} img/s) with {model_name} on Ray",
+                          highlight=False, markup=False)
+        if where is not None:
+            err_console.print(f"predictions: {where}", highlight=False, markup=False)

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from .app import ArtifactsOption, JsonOption, OptPath, app, console
+from .app import ArtifactsOption, JsonOption, OptPath, app, console, print_table
 
 
 def zoo_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
@@ -67,13 +67,14 @@ def models(
         print(markdown_table(rows))
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="edgecls model zoo", show_lines=False)
     for col, just in (("name", "left"), ("role", "left"), ("data set", "left"), ("params", "right"),
                       ("MACs/img", "right"), ("test acc", "right"), ("architecture", "left")):
-        table.add_column(col, justify=just)
+        table.add_column(col, justify=just, no_wrap=col == "name")  # scripts grep names: never cut or wrapped
     for r in rows:
-        acc = f"{r['test_accuracy'] * 100:.2f}%" if r["test_accuracy"] is not None else "[dim]not trained[/]"
-        table.add_row(r["name"], r["role"], r["dataset"], f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}M", acc,
-                      r["architecture"])
-    console.print(table)
+        acc = Text(f"{r['test_accuracy'] * 100:.2f}%") if r["test_accuracy"] is not None else Text("not trained", "dim")
+        table.add_row(Text(r["name"]), Text(r["role"]), Text(r["dataset"]), f"{r['params']:,}",
+                      f"{r['macs'] / 1e6:.2f}M", acc, Text(r["architecture"]))
+    print_table(table)

@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ..runtime.errors import EdgeclsError
-from .outputs import csv_cell
+from ..runtime.outputs import OutputError, check_output
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -21,24 +20,41 @@ ROWS_PER_PART = 1_000_000
 FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
-def output_format(output: Optional[Path], fmt: Optional[str]) -> tuple[str, bool]:
+def csv_cell(value: object) -> object:
+    """A table value as local `infer` writes it to CSV: scores with 6 decimals, unsure as true/false, a
+    missing value (error rows) empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:.6f}" if isinstance(value, float) else value
+
+
+def check_ray_output(output: Optional[Path], fmt: Optional[str], inputs: list[str], *, recursive: bool,
+                     force: bool, model: Path) -> tuple[str, bool]:
     """(format, folder?) from --output and --format: FILE.csv, FILE.parquet, or a folder (no suffix, or one
-    that exists) of Parquet parts."""
+    that exists) of Parquet parts. Refuses, before any work, what local `infer` refuses for a file (an input,
+    the model, a non-predictions file without --force) and a folder that already holds files."""
     if output is None:
-        raise EdgeclsError("--engine ray writes its predictions to files: give --output DIR (Parquet parts), "
+        raise OutputError("--engine ray writes its predictions to files: give --output DIR (Parquet parts), "
                            "FILE.parquet or FILE.csv")
     suffix = output.suffix.lower()
     folder = output.is_dir() or not suffix
     if not folder and suffix not in FILE_FORMATS:
-        raise EdgeclsError(f"{output}: --engine ray writes Parquet (a folder or FILE.parquet) or CSV (FILE.csv), "
+        raise OutputError(f"{output}: --engine ray writes Parquet (a folder or FILE.parquet) or CSV (FILE.csv), "
                            f"not {suffix}")
     implied = "parquet" if folder else FILE_FORMATS[suffix]
     chosen = (fmt or implied).lower()
     if chosen != implied:
-        raise EdgeclsError(f"{output}: --format {chosen} does not match the output "
+        raise OutputError(f"{output}: --format {chosen} does not match the output "
                            f"({'a folder of Parquet parts' if folder else implied}); name it FILE.csv or FILE.parquet")
-    if folder and output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise EdgeclsError(f"{output}: output folder exists and is not empty; choose a new one")
+    if folder:
+        if output.exists() and (not output.is_dir() or any(output.iterdir())):
+            raise OutputError(f"{output}: output folder exists and is not empty; choose a new one")
+    elif chosen == "parquet" and output.exists() and not force:  # check_output knows text predictions only
+        raise OutputError(f"{output}: exists; refusing to overwrite it (use --force to replace it)")
+    else:
+        check_output(output, inputs, recursive=recursive, force=force or chosen == "parquet", protected=[model])
     return chosen, folder
 
 

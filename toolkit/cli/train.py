@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .app import ArtifactsOption, DataDirOption, OptPath, app, console
+from .app import ArtifactsOption, DataDirOption, OptPath, app, say
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -51,7 +51,7 @@ def train(
         spec = replace(template, name=name, dataset=dataset.name, role="custom",
                        summary=f"{template.summary} (architecture of `{arch}`)")
         for line in dataset.skipped:
-            console.print(f"[yellow]skipped[/] {line}", highlight=False)
+            say(("skipped ", "yellow"), line)
     else:
         if name not in MODELS:
             get_model_spec(name)  # raises with the list of known models
@@ -63,8 +63,10 @@ def train(
     result = train_model(
         spec, dataset, ModelArtifacts.for_name(name, artifacts), seed=seed, epochs=epochs,
         train_limit=train_limit, fresh=fresh, verbose=1 if sys.stdout.isatty() else 2,
-        on_log=lambda msg: console.print(msg, highlight=False),
+        on_log=lambda msg: say(msg),
     )
     test = result.card["test"]
-    console.print(f"[bold green]done[/] {name}: test accuracy {test['accuracy'] * 100:.2f}% on "
-                  f"{test['num_samples']} images, {result.card['training']['train_seconds']:.0f}s training")
+    say(("done ", "bold green"), f"{name}: test accuracy {test['accuracy'] * 100:.2f}% on "
+        f"{test['num_samples']} images, {result.card['training']['train_seconds']:.0f}s training")
+    if getattr(dataset, "skipped", None):  # trained, but not on every image given: scripts should know
+        raise typer.Exit(2)

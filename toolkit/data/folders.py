@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from ..errors import DataError
 from ..runtime.errors import ImageError
-from ..runtime.preprocess import load_pixels
+from ..runtime.preprocess import load_pixels, prepare_with_stats, working_pixels
 from ..runtime.spec import InputSpec
+from ..runtime.transforms import Pipeline
 from ..runtime.files import IMAGE_SUFFIXES
 from .types import Dataset, Split, stratified_holdout
 
@@ -18,8 +20,11 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def read_labelled_images(root: Path, classes: list[str], spec: InputSpec, skipped: list[str]) -> Split:
-    """Images under root/<class>/ for the given class order; unreadable files go to `skipped`."""
+def read_labelled_images(root: Path, classes: list[str], spec: InputSpec, skipped: list[str],
+                         pipeline: Optional[Pipeline] = None) -> Split:
+    """Images under root/<class>/ for the given class order, model-ready through `pipeline` when the model
+    declares one; unreadable files go to `skipped`."""
+    declared = pipeline is not None and pipeline.declared  # then: full-size images first, one batched pass
     xs, ys = [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -29,17 +34,20 @@ def read_labelled_images(root: Path, classes: list[str], spec: InputSpec, skippe
             if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                xs.append(load_pixels(file, spec))
+                xs.append(working_pixels(file, spec) if declared else load_pixels(file, spec))
                 ys.append(label)
             except ImageError as exc:
                 skipped.append(f"{file}: {exc.reason}")
     if not xs:
         raise DataError(f"{root}: no readable images in class sub-folders ({', '.join(classes)})")
+    if declared:
+        pixels, stats = prepare_with_stats(xs, spec, pipeline)
+        return Split(pixels, np.array(ys, dtype=np.int64), stats)
     return Split(np.stack(xs), np.array(ys, dtype=np.int64))
 
 
 def load_image_folder(
-    root: Path, spec: InputSpec, test_fraction: float = 0.2, seed: int = 1337
+    root: Path, spec: InputSpec, test_fraction: float = 0.2, seed: int = 1337, pipeline: Optional[Pipeline] = None
 ) -> Dataset:
     """Read `root/<class>/*` (or `root/{train,test}/<class>/*`); unreadable files are skipped and listed."""
     root = Path(root)
@@ -50,13 +58,13 @@ def load_image_folder(
         classes = [p.name for p in _class_dirs(root / "train")]
         if len(classes) < 2:
             raise DataError(f"{root / 'train'}: need at least two class sub-folders, found {len(classes)}")
-        train = read_labelled_images(root / "train", classes, spec, skipped)
-        test = read_labelled_images(root / "test", classes, spec, skipped)
+        train = read_labelled_images(root / "train", classes, spec, skipped, pipeline)
+        test = read_labelled_images(root / "test", classes, spec, skipped, pipeline)
     else:
         classes = [p.name for p in _class_dirs(root)]
         if len(classes) < 2:
             raise DataError(f"{root}: need at least two class sub-folders (one per label), found {len(classes)}")
-        everything = read_labelled_images(root, classes, spec, skipped)
+        everything = read_labelled_images(root, classes, spec, skipped, pipeline)
         keep, hold = stratified_holdout(everything.y, test_fraction, seed)
         train, test = everything.take(keep), everything.take(hold)
     return Dataset(

@@ -14,6 +14,7 @@ from ..runtime.spec import InputSpec
 class Split:
     x: np.ndarray  # uint8, (N, H, W, C), raw pixels
     y: np.ndarray  # int64, (N,)
+    stats: Optional[dict[str, np.ndarray]] = None  # what declared preprocessing measured per image, if it ran
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
@@ -23,7 +24,8 @@ class Split:
         return len(self.y)
 
     def take(self, index: np.ndarray) -> "Split":
-        return Split(self.x[index], self.y[index])
+        stats = None if self.stats is None else {k: v[index] for k, v in self.stats.items()}
+        return Split(self.x[index], self.y[index], stats)
 
 
 @dataclass

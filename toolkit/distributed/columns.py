@@ -4,11 +4,12 @@ from __future__ import annotations
 
 
 def prediction_columns(top_k: int = 1) -> list[str]:
-    """`path, label, score, unsure, label_2, score_2, ..., error` for `top_k` labels per file."""
-    columns = ["path", "label", "score", "unsure"]
+    """`path, label, score, label_2, score_2, ..., unsure, error` for `top_k` labels per file: the header of
+    local `edgecls infer -o x.csv` (edgecls.runtime.outputs.Writer; a test compares the two)."""
+    columns = ["path", "label", "score"]
     for i in range(2, top_k + 1):
         columns += [f"label_{i}", f"score_{i}"]
-    return columns + ["error"]
+    return columns + ["unsure", "error"]
 
 
 def prediction_schema(top_k: int = 1) -> "pyarrow.Schema":  # noqa: F821 - pyarrow comes with the ray extra

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..runtime.classifier import Classifier
 from ..runtime.errors import ImageError
+from ..runtime.stream import decode_chunk
 from .columns import prediction_columns, prediction_schema
 
 if TYPE_CHECKING:
@@ -22,8 +23,9 @@ class Predictor:
     """Callable class for `Dataset.map_batches(Predictor, fn_constructor_kwargs=..., batch_format="pyarrow")`.
 
     Rows carry a `path` and, optionally, the file's `bytes` (as `ray.data.read_binary_files(...,
-    include_paths=True)` gives them). Without bytes the actor reads the path itself: plain paths through the
-    same loader as local `edgecls infer`, URIs (`s3://...`) through pyarrow's file systems. Every row comes back
+    include_paths=True)` gives them). Without bytes the actor reads the path itself (URIs such as `s3://...`
+    through pyarrow's file systems). Decoding, preprocessing and the unsure flag are local `edgecls infer`'s
+    (`decode_chunk`, `Classifier.decode`), so the answers are the same. Every row comes back
     with the prediction columns; a file that cannot be read or decoded gets its reason in `error`, so one bad
     file never fails the job.
 
@@ -76,19 +78,19 @@ class Predictor:
         paths = [str(p) for p in batch.column("path").to_pylist()]
         blobs = batch.column("bytes").to_pylist() if "bytes" in batch.column_names else None
         clf = self.classifier
-        pixels, where, errors = [], [], {}
+        sources, at, errors = [], [], {}
         for i, path in enumerate(paths):
             try:
-                pixels.append(clf.load(blobs[i] if blobs is not None else self._source(path)))
-                where.append(i)
+                sources.append(blobs[i] if blobs is not None else self._source(path))
+                at.append(i)
             except ImageError as exc:
                 errors[i] = exc.reason
-            except MemoryError:
-                errors[i] = "out of memory while decoding"
-            except Exception as exc:  # noqa: BLE001 - a broken file must never stop the job
-                errors[i] = f"unreadable: {type(exc).__name__}: {exc}"
-        predictions = clf.decode(clf.run(np.stack(pixels)), self.top_k) if pixels else []
-        by_row = dict(zip(where, predictions))
+        # The decoding of local `edgecls infer` (classify_stream): the model's declared preprocessing, one
+        # error per bad file, and the measurements the unsure flag needs.
+        pixels, positions, failed, stats = decode_chunk(sources, clf.spec, clf.pipeline)
+        errors.update({at[p]: reason for p, reason in failed.items()})
+        predictions = [] if pixels is None else clf.decode(clf.run(pixels), self.top_k, pixels=pixels, stats=stats)
+        by_row = dict(zip((at[p] for p in positions), predictions))
 
         columns = prediction_columns(self.top_k)
         values: dict[str, list] = {name: [] for name in columns}

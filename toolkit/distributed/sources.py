@@ -9,12 +9,12 @@ prefix (`s3://bucket/photos/`, `gs://...`, `file:///mnt/nfs/...`) streams throug
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from ..runtime.errors import EdgeclsError
-from ..runtime.files import IMAGE_SUFFIXES, iter_image_files
+from ..runtime.files import IMAGE_SUFFIXES, Skipped, iter_image_files
 from .ray_import import require_ray
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class ImageSources:
 
     paths: list[str]  # absolute local paths and URIs of single files, each answered once
     uri_roots: list[str]  # URI folders/prefixes, listed and read by Ray Data
+    skipped: list[Skipped] = field(default_factory=list)  # entries the local walk left out, with the reason
 
     @property
     def count(self) -> Optional[int]:
@@ -56,8 +57,9 @@ def resolve_sources(sources: list[str], recursive: bool = False) -> ImageSources
         else:
             if not any(ch in source for ch in "*?[") and not os.path.exists(source):
                 raise EdgeclsError(f"{source}: no such file or folder")
-            found = [os.path.abspath(p) for p in iter_image_files([source], recursive=recursive)]
-            if not found:
+            found = [os.path.abspath(p) for p in iter_image_files([source], recursive=recursive,
+                                                                  on_skip=resolved.skipped.append)]
+            if not found and not resolved.skipped:
                 raise EdgeclsError(_nothing_found(source, recursive))
             resolved.paths.extend(found)
     return resolved

@@ -21,7 +21,9 @@ from ..machine import cpu_has_native_bf16, cpu_name
 from ..artifacts import ModelArtifacts, save_keras_atomic, sha256_file, write_json_atomic
 from ..data.types import Dataset, Split, stratified_holdout
 from ..runtime.metrics import classification_report
+from ..runtime.transforms import Pipeline
 from ..zoo.registry import ModelSpec, TrainConfig
+from .prepare import preprocess_split, realistic_extras
 from ..zoo.stats import model_stats
 
 
@@ -161,6 +163,16 @@ def train_model(
     if train_limit:
         keep, _ = stratified_holdout(train_split.y, 1 - min(train_limit / len(train_split), 0.999), seed)
         train_split = train_split.take(keep)
+    # What the model will see at run time: every split through its declared preprocessing.
+    pipeline = Pipeline.parse(spec.preprocess or None, spec.name)
+    test_split = preprocess_split(dataset.test, dataset.input_spec, pipeline)
+    val_split = preprocess_split(val_split, dataset.input_spec, pipeline)
+    extras = None
+    if spec.realistic is not None and not train_limit:
+        extras = realistic_extras(spec.realistic, train_split, dataset.input_spec, pipeline, seed, on_log)
+    train_split = preprocess_split(train_split, dataset.input_spec, pipeline)
+    if extras is not None:
+        train_split = Split(np.concatenate([train_split.x, extras.x]), np.concatenate([train_split.y, extras.y]))
     k = dataset.num_classes
     train_ds = make_dataset(train_split, k, cfg.batch_size, shuffle=True, seed=seed, augment=cfg.augment)
     val_ds = make_dataset(val_split, k, 512, shuffle=False, seed=seed)
@@ -222,8 +234,8 @@ def train_model(
     # Metrics are measured on this copy, so they describe exactly what is shipped.
     shipped = spec.build(dataset.input_spec, k)
     shipped.set_weights(model.get_weights())
-    probs = keras_probabilities(shipped, dataset.test.x)
-    report = classification_report(dataset.test.y, probs.argmax(axis=1), dataset.classes)
+    probs = keras_probabilities(shipped, test_split.x)
+    report = classification_report(test_split.y, probs.argmax(axis=1), dataset.classes)
     val_probs = keras_probabilities(shipped, val_split.x)
     val_acc = float((val_probs.argmax(axis=1) == val_split.y).mean())
     save_keras_atomic(shipped, artifacts.keras_path)
@@ -238,6 +250,15 @@ def train_model(
     on_log(f"{spec.name}: test accuracy {report['accuracy']:.4f} (best epoch {best_epoch + 1}); "
            f"saved {artifacts.keras_path}")
     return TrainResult(artifacts, card, history)
+
+
+def _fonts_used(spec) -> dict[str, Any]:
+    """The augmentation fonts come from the system: record which, so a rerun can be compared."""
+    if not spec.realistic or not spec.realistic.font_renderings:
+        return {}
+    from ..data.realistic import augment_fonts
+
+    return {"augment_fonts": [p.name for p in augment_fonts()]}
 
 
 def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, seed, epochs, train_n, val_n,
@@ -257,6 +278,9 @@ def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, se
         "dataset_source": dataset.source,
         "classes": list(dataset.classes),
         "input_spec": dataset.input_spec.to_dict(),
+        # Declared preprocessing, applied to every split here and written into every export.
+        "preprocess": list(spec.preprocess),
+        "unsure_statistic": spec.unsure_statistic,
         **model_stats(model),
         "test": {
             "split": info.test_split_note if info else "held-out test split",
@@ -276,6 +300,7 @@ def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, se
             "schedule": cfg.schedule,
             "label_smoothing": cfg.label_smoothing,
             "augment": None if cfg.augment is None else asdict(cfg.augment),
+            "realistic": None if spec.realistic is None else {**asdict(spec.realistic), **_fonts_used(spec)},
             "device": device,
             "precision": precision,
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},

@@ -7,7 +7,8 @@ and all end in a softmax named `probabilities` so every consumer gets probabilit
 from __future__ import annotations
 
 from ..runtime.spec import InputSpec
-from .registry import Augment, ModelSpec, TrainConfig, register
+from ..runtime.transforms import PRESETS
+from .registry import Augment, ModelSpec, Realistic, TrainConfig, register
 
 
 def mnist_edge(spec: InputSpec, num_classes: int):
@@ -93,6 +94,8 @@ register(ModelSpec(
         warmup_epochs=1, label_smoothing=0.05, val_fraction=0.1,
         augment=Augment(rotation=10, zoom=0.1, shift=0.1),
     ),
+    preprocess=PRESETS["digits"], unsure_statistic="midtone_fraction",
+    realistic=Realistic(mnist_renderings=24000, font_renderings=18000),
 ))
 register(ModelSpec(
     name="fashion", dataset="fashion_mnist", role="edge", build=fashion_edge,
@@ -102,6 +105,7 @@ register(ModelSpec(
         warmup_epochs=1, weight_decay=5e-4, label_smoothing=0.1, val_fraction=0.1,
         augment=Augment(shift=0.08, flip=True),
     ),
+    preprocess=PRESETS["silhouette"], unsure_statistic="midtone_fraction",
 ))
 register(ModelSpec(
     name="cifar10", dataset="cifar10", role="edge", build=cifar10_edge,
@@ -112,6 +116,7 @@ register(ModelSpec(
         val_fraction=0.05, augment=Augment(shift=0.125, flip=True, fill="reflect", cutout=8),
         mixed_precision=True,
     ),
+    preprocess=PRESETS["photo"],
 ))
 register(ModelSpec(
     name="emotion", dataset="fer2013", role="edge", build=emotion_edge,
@@ -122,4 +127,5 @@ register(ModelSpec(
         use_official_val=True, mixed_precision=True,
         augment=Augment(rotation=10, zoom=0.1, shift=0.1, flip=True, fill="nearest"),
     ),
+    preprocess=PRESETS["photo"],
 ))

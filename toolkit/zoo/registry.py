@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..errors import ModelNotFoundError
 from ..runtime.spec import InputSpec
@@ -46,6 +46,15 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class Realistic:
+    """Extra training images drawn the ways users draw (ink on paper, big canvases, RGB, JPEG, noise),
+    run through the model's own declared preprocessing (toolkit/data/realistic.py)."""
+
+    mnist_renderings: int = 0  # training digits re-drawn on user-like canvases
+    font_renderings: int = 0  # digits in augmentation fonts (never the test fonts)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     dataset: str
@@ -54,6 +63,10 @@ class ModelSpec:
     build: Callable[[InputSpec, int], "keras.Model"] = field(repr=False)
     train: TrainConfig
     source_claim: str = ""  # what the source study reports, for baselines
+    # Declared preprocessing (edgecls.runtime.transforms): the same steps in training, export and inference.
+    preprocess: tuple[dict[str, Any], ...] = ()
+    unsure_statistic: Optional[str] = None  # input statistic for the unsure flag (edgecls.runtime.unsure)
+    realistic: Optional[Realistic] = None
 
 
 MODELS: dict[str, ModelSpec] = {}

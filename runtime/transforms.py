@@ -1,0 +1,379 @@
+"""Declared preprocessing: the named steps a model lists in its metadata (`edgecls.preprocess`).
+
+A model trained on MNIST expects white ink on black, a digit fitted into a 20x20 box and centred by
+its centre of mass; a photo model expects the object undistorted. Users bring ink on paper, big
+canvases and phone pictures. Each model therefore declares, as data, how any image is brought to
+what it was trained on, and the same steps run in training, export validation and inference.
+
+Every step works on a batch of same-sized images (float32, N x H x W x C, 0-255) plus one region
+of interest per image, so the data-dependent work (polarity, levels, bounding box, centre of
+mass) is vectorised over the batch. The last step resamples each region into the model's input
+size with one separable, antialiased (PIL-style triangle) filter: out = Wy @ image @ Wx^T, with
+per-image weight matrices, so crop, scale and placement cost one batched matrix product.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import EdgeclsError
+
+Step = dict[str, Any]
+
+
+@dataclass
+class Work:
+    """A batch on its way through the pipeline."""
+
+    pixels: np.ndarray  # float32 (N, H, W, C), 0-255
+    box: np.ndarray  # float64 (N, 4): y0, x0, y1, x1, the region of interest in input pixel coordinates
+    out: np.ndarray | None = None  # float32 (N, h, w, C): set by the resampling (terminal) step
+    stats: dict[str, np.ndarray] = field(default_factory=dict)  # per-image measurements (the unsure flag's input check)
+
+    @classmethod
+    def of(cls, pixels: np.ndarray) -> "Work":
+        n, h, w = pixels.shape[:3]
+        box = np.tile(np.array([0.0, 0.0, h, w]), (n, 1))
+        return cls(pixels.astype(np.float32, copy=False), box)
+
+
+@dataclass(frozen=True)
+class Transform:
+    fn: Callable[..., None]
+    params: Mapping[str, tuple[type, Any, Callable[[Any], bool], str]]  # name -> (type, default, check, rule)
+    terminal: bool = False  # resamples to the model size; at most one, and only `after` steps may follow it
+    after: bool = False  # may also run on the resampled output
+    doc: str = ""
+
+
+TRANSFORMS: dict[str, Transform] = {}
+
+
+def register(name: str, terminal: bool = False, after: bool = False,
+             **params: tuple[type, Any, Callable[[Any], bool], str]):
+    """Add a step to the one registry the runtime, the exporter and training all read."""
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        TRANSFORMS[name] = Transform(fn, params, terminal, after, (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+
+    return wrap
+
+
+def _fraction(v: Any) -> bool:
+    return 0.0 <= v <= 1.0
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    """(N,H,W) brightness: the grey channel, or ITU-R 601 luma of RGB (as Pillow's convert('L'))."""
+    if pixels.shape[-1] == 1:
+        return pixels[..., 0]
+    return pixels @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _border(luma: np.ndarray) -> np.ndarray:
+    """(N, perimeter) pixels of the one-pixel frame: where the background shows on almost any picture."""
+    return np.concatenate([luma[:, 0, :], luma[:, -1, :], luma[:, 1:-1, 0], luma[:, 1:-1, -1]], axis=1)
+
+
+def _box_blur(luma: np.ndarray, k: int) -> np.ndarray:
+    """Mean over k x k windows (same size output), via cumulative sums: vectorised, any k."""
+    if k <= 1:
+        return luma
+    pad = k // 2
+    padded = np.pad(luma, ((0, 0), (pad, k - 1 - pad), (pad, k - 1 - pad)), mode="edge")
+    c = np.cumsum(np.cumsum(padded, axis=1, dtype=np.float64), axis=2)
+    c = np.pad(c, ((0, 0), (1, 0), (1, 0)))
+    s = c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]
+    return (s / (k * k)).astype(np.float32)
+
+
+def _weights(n_out: int, n_in: int, start: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image resampling matrices (N, n_out, n_in) for one axis, and which outputs fall inside the image.
+
+    Output pixel o (centre o + 0.5) reads input position start + (o + 0.5 - offset) / scale through a
+    triangle filter whose support widens when shrinking (antialiasing), as Pillow's BILINEAR does."""
+    centre = (start[:, None] + (np.arange(n_out)[None, :] + 0.5 - offset[:, None]) / scale[:, None]).astype(np.float32)
+    support = np.maximum(1.0, 1.0 / scale).astype(np.float32)[:, None, None]
+    w = np.arange(n_in, dtype=np.float32)[None, None, :] + np.float32(0.5) - centre[:, :, None]  # (N, out, in)
+    np.abs(w, out=w)
+    w /= support
+    np.subtract(1.0, w, out=w)
+    np.maximum(w, 0.0, out=w)
+    total = w.sum(axis=2, keepdims=True)
+    inside = (centre >= 0) & (centre <= n_in) & (total[..., 0] > 0)
+    np.divide(w, total, out=w, where=total > 0)
+    w *= inside[..., None]
+    return w, inside
+
+
+def _resample(work: Work, shape: tuple[int, int], scale_y: np.ndarray, scale_x: np.ndarray,
+              offset_y: np.ndarray, offset_x: np.ndarray, fill: float) -> None:
+    """Map each image's box onto the output: input box start sits at output `offset`, `scale` out px per in px."""
+    px = work.pixels
+    n, h, w, c = px.shape
+    oh, ow = shape
+    wy, in_y = _weights(oh, h, work.box[:, 0], scale_y, offset_y)
+    wx, in_x = _weights(ow, w, work.box[:, 1], scale_x, offset_x)
+    planes = np.moveaxis(px, 3, 1)  # (N, C, H, W)
+    out = wy[:, None] @ planes @ np.swapaxes(wx, 1, 2)[:, None]  # (N, C, oh, ow)
+    out = np.moveaxis(out, 1, 3)
+    if fill:
+        outside = ~(in_y[:, :, None] & in_x[:, None, :])
+        out = np.where(outside[..., None], np.float32(fill), out)
+    work.out = out
+
+
+def _box_size(work: Work) -> tuple[np.ndarray, np.ndarray]:
+    bh = np.maximum(work.box[:, 2] - work.box[:, 0], 1e-6)
+    bw = np.maximum(work.box[:, 3] - work.box[:, 1], 1e-6)
+    return bh, bw
+
+
+# ---------------------------------------------------------------------------------------------- the steps
+
+
+@register("polarity", background=(str, "dark", lambda v: v in ("dark", "light"), "dark | light"))
+def polarity(work: Work, shape: tuple[int, int], background: str) -> None:
+    """Invert images whose background is not the model's (ink on paper -> white on black for digits).
+
+    The background is the median of the image's border; the ink is whichever extreme lies further
+    from it. A blank image has no extreme on either side and is left alone."""
+    luma = _luma(work.pixels)
+    flat = luma.reshape(len(luma), -1)
+    bg = np.median(_border(luma), axis=1)
+    darker_ink = (bg - flat.min(axis=1)) > (flat.max(axis=1) - bg)
+    invert = darker_ink if background == "dark" else ~darker_ink & (flat.max(axis=1) > bg)
+    if invert.any():
+        work.pixels = np.where(invert[:, None, None, None], 255.0 - work.pixels, work.pixels).astype(np.float32)
+
+
+@register("levels", after=True, floor=(float, 0.0, _fraction, "0..1"))
+def levels(work: Work, shape: tuple[int, int], floor: float) -> None:
+    """Stretch background to 0 and ink to 255 (grey paper, faint pencil), then zero what is below `floor`.
+
+    Background: median of the border; ink: the brightest pixel.
+    A blank image (no contrast) becomes all zeros rather than amplified noise. After the resampling
+    step it works on the model-sized output (thin strokes shrunk to grey get their full ink back)."""
+    src = work.pixels if work.out is None else work.out
+    luma = _luma(src)
+    bg = np.median(_border(luma), axis=1)
+    ink = luma.reshape(len(luma), -1).max(axis=1)
+    span = ink - bg
+    gain = np.divide(255.0, span, out=np.zeros_like(span), where=span > 8.0)  # < 8 grey levels: nothing there
+    x = (src - bg[:, None, None, None]) * gain[:, None, None, None]
+    if floor:
+        x = (x - floor * 255.0) / (1.0 - floor) if floor < 1.0 else np.zeros_like(x)
+    x = np.clip(x, 0.0, 255.0).astype(np.float32)
+    if src is work.pixels:
+        work.pixels = x
+    else:
+        work.out = x
+
+
+@register("crop_to_content", threshold=(float, 0.25, _fraction, "0..1 of full scale"),
+          margin=(float, 0.0, lambda v: 0.0 <= v <= 1.0, "0..1 of the content's longer side"))
+def crop_to_content(work: Work, shape: tuple[int, int], threshold: float, margin: float) -> None:
+    """Narrow the region to the bounding box of the ink (pixels brighter than `threshold`).
+
+    Measured on a slightly blurred copy when the image is larger than the model input, so paper
+    noise does not count as ink. An image with no ink keeps its whole frame."""
+    luma = _luma(work.pixels)
+    n, h, w = luma.shape
+    k = max(1, round(min(h, w) / max(shape)))
+    mask = _box_blur(luma, k) >= threshold * 255.0
+    rows, cols = mask.any(axis=2), mask.any(axis=1)
+    has = rows.any(axis=1)
+    y0 = np.argmax(rows, axis=1).astype(np.float64)
+    y1 = h - np.argmax(rows[:, ::-1], axis=1).astype(np.float64)
+    x0 = np.argmax(cols, axis=1).astype(np.float64)
+    x1 = w - np.argmax(cols[:, ::-1], axis=1).astype(np.float64)
+    pad = margin * np.maximum(y1 - y0, x1 - x0)
+    box = np.stack([y0 - pad, x0 - pad, y1 + pad, x1 + pad], axis=1)
+    work.box = np.where(has[:, None], box, work.box)
+
+
+@register("measure", statistic=(str, "midtone_fraction", lambda v: v in ("midtone_fraction",), "midtone_fraction"))
+def measure(work: Work, shape: tuple[int, int], statistic: str) -> None:
+    """Record an input statistic of the region at full working resolution, for the unsure flag.
+
+    Images much larger than the model input get a 3x3 median first: paper grain and JPEG speckle are not
+    ink, and a median keeps stroke edges sharp where a blur would turn them grey."""
+    from .unsure import midtone_fraction
+
+    luma = _luma(work.pixels)
+    n, h, w = luma.shape
+    if min(h, w) > 2 * max(shape):
+        padded = np.pad(luma, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        luma = np.median(np.stack([padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]), axis=0)
+    ys, xs = np.arange(h) + 0.5, np.arange(w) + 0.5
+    in_y = (ys[None, :] >= work.box[:, :1]) & (ys[None, :] <= work.box[:, 2:3])
+    in_x = (xs[None, :] >= work.box[:, 1:2]) & (xs[None, :] <= work.box[:, 3:4])
+    work.stats[statistic] = midtone_fraction(luma, in_y[:, :, None] & in_x[:, None, :])
+
+
+@register("fit", terminal=True, size=(int, 20, lambda v: v >= 1, ">= 1 pixel"),
+          center=(str, "mass", lambda v: v in ("mass", "box"), "mass | box"),
+          fill=(float, 0.0, lambda v: 0.0 <= v <= 255.0, "0..255"))
+def fit(work: Work, shape: tuple[int, int], size: int, center: str, fill: float) -> None:
+    """Scale the region so its longer side is `size` pixels (aspect kept) and centre it on the output.
+
+    center="mass" places the ink's centre of mass at the output centre, as MNIST was made; "box" centres
+    the region itself (Fashion-MNIST)."""
+    oh, ow = shape
+    bh, bw = _box_size(work)
+    scale = min(size, oh, ow) / np.maximum(bh, bw)
+    cy = (work.box[:, 0] + work.box[:, 2]) / 2
+    cx = (work.box[:, 1] + work.box[:, 3]) / 2
+    if center == "mass":
+        luma = _luma(work.pixels)
+        n, h, w = luma.shape
+        ys, xs = np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5
+        in_y = (ys[None, :] >= work.box[:, :1]) & (ys[None, :] <= work.box[:, 2:3])  # (N, H)
+        in_x = (xs[None, :] >= work.box[:, 1:2]) & (xs[None, :] <= work.box[:, 3:4])  # (N, W)
+        mass = (luma * in_x[:, None, :]) * in_y[:, :, None]
+        total = mass.sum(axis=(1, 2), dtype=np.float64)
+        safe = np.where(total > 0, total, 1.0)
+        cy = np.where(total > 0, (mass.sum(axis=2) @ ys) / safe, cy)
+        cx = np.where(total > 0, (mass.sum(axis=1) @ xs) / safe, cx)
+        target_y, target_x = oh // 2 + 0.5, ow // 2 + 0.5  # the centre pixel, (14, 14) on 28x28 as in MNIST
+    else:
+        target_y, target_x = oh / 2, ow / 2
+    # Whole-pixel placement, as MNIST's own centring: a region that needs no scaling is copied exactly.
+    off_y = np.round(target_y - (cy - work.box[:, 0]) * scale)
+    off_x = np.round(target_x - (cx - work.box[:, 1]) * scale)
+    _resample(work, shape, scale, scale, off_y, off_x, fill)
+
+
+@register("resize", terminal=True, mode=(str, "stretch", lambda v: v in ("stretch", "letterbox", "center_crop"),
+                                         "stretch | letterbox | center_crop"),
+          fill=(float, 0.0, lambda v: 0.0 <= v <= 255.0, "0..255"))
+def resize(work: Work, shape: tuple[int, int], mode: str, fill: float) -> None:
+    """Bring the region to the model's size: stretch it, fit it whole with borders (letterbox), or fill
+    the output and crop the overflow evenly (center_crop: photos keep their proportions)."""
+    oh, ow = shape
+    bh, bw = _box_size(work)
+    if mode == "stretch":
+        sy, sx = oh / bh, ow / bw
+    else:
+        pick = np.minimum if mode == "letterbox" else np.maximum
+        sy = sx = pick(oh / bh, ow / bw)
+    _resample(work, shape, sy, sx, (oh - bh * sy) / 2, (ow - bw * sx) / 2, fill)
+
+
+# ---------------------------------------------------------------------------------------------- pipeline
+
+CHUNK = 4096  # images per vectorised pass
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """An ordered, validated list of steps; picklable so decoding workers can run it."""
+
+    steps: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = field(default=())
+
+    @classmethod
+    def parse(cls, steps: Sequence[Mapping[str, Any]] | str | None, source: str = "<model>") -> "Pipeline":
+        """Validate a declared list (as stored in metadata); one clear error names the model and the step."""
+        if steps is None:
+            return cls()
+        if isinstance(steps, str):
+            try:
+                steps = json.loads(steps)
+            except json.JSONDecodeError:
+                raise EdgeclsError(f"{source}: preprocessing is not valid JSON") from None
+        if not isinstance(steps, (list, tuple)):
+            raise EdgeclsError(f"{source}: preprocessing must be a list of steps, got {type(steps).__name__}")
+        parsed = []
+        resampled_at = None
+        for i, raw in enumerate(steps):
+            if not isinstance(raw, Mapping) or not isinstance(raw.get("op"), str):
+                raise EdgeclsError(f"{source}: preprocessing step {i + 1} must be an object with an \"op\" name")
+            name = raw["op"]
+            spec = TRANSFORMS.get(name)
+            if spec is None:
+                raise EdgeclsError(f"{source}: unknown preprocessing step {name!r} (step {i + 1}); "
+                                   f"known: {', '.join(sorted(TRANSFORMS))}")
+            extra = sorted(set(raw) - set(spec.params) - {"op"})
+            if extra:
+                raise EdgeclsError(f"{source}: preprocessing step {name!r} has unknown parameter(s) {', '.join(extra)}; "
+                                   f"it takes {', '.join(spec.params) or 'none'}")
+            values = []
+            for key, (kind, default, check, rule) in spec.params.items():
+                value = raw.get(key, default)
+                if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                    value = float(value)
+                if not isinstance(value, kind) or isinstance(value, bool) or not check(value):
+                    raise EdgeclsError(f"{source}: preprocessing step {name!r}: {key}={value!r} is invalid ({rule})")
+                values.append((key, value))
+            if resampled_at is not None and not spec.after:
+                raise EdgeclsError(f"{source}: preprocessing step {name!r} cannot follow {resampled_at!r}, which "
+                                   "already resampled to the model size")
+            if spec.terminal:
+                resampled_at = name
+            parsed.append((name, tuple(values)))
+        return cls(tuple(parsed))
+
+    @property
+    def declared(self) -> bool:
+        return bool(self.steps)
+
+    def to_list(self) -> list[Step]:
+        return [{"op": name, **dict(params)} for name, params in self.steps]
+
+    def __call__(self, pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """uint8 or float (N,H,W,C) same-sized images -> uint8 (N, shape[0], shape[1], C)."""
+        return self.apply(pixels, shape)[0]
+
+    def apply(self, pixels: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Model-ready uint8 pixels and the per-image statistics `measure` steps recorded.
+
+        Runs in chunks of CHUNK images, so a whole data set costs bounded memory."""
+        if len(pixels) > CHUNK:
+            parts = [self.apply(pixels[i : i + CHUNK], shape) for i in range(0, len(pixels), CHUNK)]
+            stats = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
+            return np.concatenate([p[0] for p in parts]), stats
+        work = Work.of(pixels)
+        for name, params in self.steps:
+            TRANSFORMS[name].fn(work, shape, **dict(params))
+        if work.out is None:
+            resize(work, shape, mode="stretch", fill=0.0)
+        return np.clip(np.rint(work.out), 0, 255).astype(np.uint8), work.stats
+
+    def __str__(self) -> str:
+        return " -> ".join(f"{n}({', '.join(f'{k}={v}' for k, v in p)})" for n, p in self.steps) or "stretch resize"
+
+
+#: Named starting points for `edgecls export --preprocess NAME` and the zoo's own declarations.
+PRESETS: dict[str, tuple[Step, ...]] = {
+    # Handwritten digits and glyphs, MNIST-style: any polarity, any canvas, ink fitted into a 20x20 box
+    # and centred by its centre of mass; faint paper grain below 20% is dropped before the box is found.
+    "digits": ({"op": "polarity", "background": "dark"}, {"op": "levels", "floor": 0.2},
+               {"op": "crop_to_content", "threshold": 0.3}, {"op": "measure"},
+               {"op": "fit", "size": 20, "center": "mass"}, {"op": "levels"}),
+    # Objects on a plain background, Fashion-MNIST-style: dark background, object fills the frame, centred.
+    "silhouette": ({"op": "polarity", "background": "dark"}, {"op": "levels"},
+                   {"op": "crop_to_content", "threshold": 0.05}, {"op": "measure"},
+                   {"op": "fit", "size": 28, "center": "box"}),
+    # Photos (objects, faces): keep proportions, fill the input, crop the overflow evenly.
+    "photo": ({"op": "resize", "mode": "center_crop"},),
+    # What models exported before declared preprocessing get: stretch the whole image.
+    "stretch": ({"op": "resize", "mode": "stretch"},),
+}
+
+
+def preset_or_steps(text: str, source: str = "--preprocess") -> Pipeline:
+    """A preset name, or a JSON list of steps, as users type it on the command line."""
+    if text in PRESETS:
+        return Pipeline.parse(PRESETS[text], source)
+    if text.lstrip().startswith("["):
+        return Pipeline.parse(text, source)
+    raise EdgeclsError(f"{source}: unknown preprocessing {text!r}; give a preset ({', '.join(PRESETS)}) or a JSON "
+                       'list of steps such as \'[{"op": "resize", "mode": "letterbox"}]\'')

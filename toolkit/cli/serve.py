@@ -1,0 +1,49 @@
+"""`edgecls serve`: models behind HTTP (Open Inference Protocol v2) with micro-batching and a web page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import ArtifactsOption, app
+
+
+@app.command()
+def serve(
+    models: list[str] = typer.Argument(None, help="Zoo names or .onnx paths, optionally NAME=MODEL (default: mnist)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for the whole network)."),
+    port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, help="TCP port."),
+    int8: bool = typer.Option(False, "--int8", help="Serve the models' int8 variants."),
+    fp16: bool = typer.Option(False, "--fp16", help="Serve the models' fp16 variants."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if available) | cpu | cuda."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="onnxruntime threads per model (default: all cores but one, left to the event loop)."),
+    max_batch_size: int = typer.Option(32, "--max-batch-size", min=1, help="Images per merged model run; 1 disables batching."),
+    max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0, help="How long a batch waits for more requests."),
+    max_queue: int = typer.Option(256, "--max-queue", min=1, help="Requests per model waiting or running before 503."),
+    max_body_mb: float = typer.Option(16, "--max-body-mb", min=0.01, help="Larger request bodies get 413."),
+    timeout: float = typer.Option(10, "--timeout", min=0.001, help="Seconds before an unanswered request gets 504."),
+    top_k: int = typer.Option(3, "--topk", "-k", min=1, help="Labels returned when a request does not say."),
+    drain: float = typer.Option(30, "--drain", min=0, help="Seconds in-flight requests may take to finish on shutdown."),
+    log_level: str = typer.Option("info", "--log-level", help="critical | error | warning | info | debug."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request."),
+    artifacts: Optional[Path] = ArtifactsOption,
+) -> None:
+    r"""Serve models over HTTP until Ctrl-C / SIGTERM (then in-flight requests finish). Needs `pip install edgecls\[serve]`."""
+    from ..runtime.errors import EdgeclsError
+
+    if int8 and fp16:
+        raise EdgeclsError("choose one of --int8 and --fp16")
+    try:
+        from ..serve import ServeConfig, load_models
+        from ..serve import serve as run_server
+    except ImportError as exc:
+        raise EdgeclsError(f"edgecls serve needs the serve extra ({exc.name} is missing): "
+                           "pip install 'edgecls[serve]'") from None
+    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                         max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout, top_k=top_k, drain_s=drain)
+    variant = "int8" if int8 else "fp16" if fp16 else "fp32"
+    served = load_models(models or ["mnist"], variant=variant, device=device, threads=threads, artifacts=artifacts)
+    run_server(served, config, host=host, port=port, log_level=log_level, access_log=access_log)
