@@ -230,3 +230,19 @@ def test_bad_requests_fail_before_work_with_one_line(cluster, digits, tmp_path):
 def test_importing_the_package_does_not_import_ray():
     code = "import sys, edgecls.distributed; sys.exit('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_sources_are_listed_before_the_cluster(tmp_path):
+    """Listing rules, without Ray: relative listing entries, comments, URIs kept, non-UTF-8 names skipped."""
+    from edgecls.distributed.sources import resolve_sources
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg", "notes.txt"):
+        (folder / name).write_bytes(b"x")
+    (folder / os.fsdecode(b"bad\xff.png")).write_bytes(b"x")
+    (tmp_path / "list.txt").write_text("# comment\nimgs/a.png\n\ns3://bucket/c.png\n")
+    found = resolve_sources([str(folder), str(tmp_path / "list.txt")])
+    assert found.paths == [str(folder / "a.png"), str(folder / "b.jpg"), str(folder / "a.png"), "s3://bucket/c.png"]
+    assert [os.fsencode(s.path) for s in found.skipped] == [os.fsencode(folder) + b"/bad\xff.png"]
+    assert "not valid UTF-8" in found.skipped[0].reason and found.count == 4

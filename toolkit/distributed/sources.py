@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ray.data import Dataset
 
 LISTING_SUFFIXES = (".txt", ".lst")
+NOT_UTF8 = "file name is not valid UTF-8; Ray Data's Arrow columns cannot carry it (use --engine local)"
 
 
 @dataclass
@@ -57,11 +58,15 @@ def resolve_sources(sources: list[str], recursive: bool = False) -> ImageSources
         else:
             if not any(ch in source for ch in "*?[") and not os.path.exists(source):
                 raise EdgeclsError(f"{source}: no such file or folder")
-            found = [os.path.abspath(p) for p in iter_image_files([source], recursive=recursive,
-                                                                  on_skip=resolved.skipped.append)]
+            found = 0
+            for path in iter_image_files([source], recursive=recursive, on_skip=resolved.skipped.append):
+                found += 1
+                if _utf8(path):
+                    resolved.paths.append(os.path.abspath(path))
+                else:
+                    resolved.skipped.append(Skipped(path, NOT_UTF8))
             if not found and not resolved.skipped:
                 raise EdgeclsError(_nothing_found(source, recursive))
-            resolved.paths.extend(found)
     return resolved
 
 
@@ -87,6 +92,14 @@ def image_dataset(sources: ImageSources, batch_size: int = 256) -> "Dataset":
                 raise EdgeclsError(f"no images found under {where}") from None
             raise EdgeclsError(f"{where}: cannot list ({str(exc).splitlines()[0]})") from None
     return datasets[0] if len(datasets) == 1 else datasets[0].union(*datasets[1:])
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # a surrogate-escaped byte from the walk (PEP 383)
+        return False
+    return True
 
 
 def _is_listing(source: str) -> bool:
