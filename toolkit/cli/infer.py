@@ -19,7 +19,8 @@ MAX_TABLE_ROWS = 200
 
 @app.command()
 def infer(
-    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
+    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns (--engine ray: also "
+                                       ".txt listings of paths and URIs such as s3://bucket/photos/)."),
     model: str = typer.Option("mnist", "--model", "-m", help="Shipped model name or path to an .onnx file."),
     int8: bool = typer.Option(False, "--int8", help="Use the model's int8 variant."),
     fp16: bool = typer.Option(False, "--fp16", help="Use the model's fp16 variant."),
@@ -29,12 +30,18 @@ def infer(
     workers: int = typer.Option(os.cpu_count() or 1, "--workers", min=1, help="Decoding worker processes."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     top_k: int = typer.Option(1, "--topk", "-k", min=1, help="Report the k most likely labels."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write predictions to .csv, .json or .jsonl."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write predictions to .csv, .json or .jsonl "
+                                          "(--engine ray: a folder of Parquet parts, .parquet or .csv)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="table | csv | json | jsonl (default: from --output, else table)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout (same as --format json)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --output file that is not an edgecls "
                                "predictions file (inputs and the model are never overwritten)."),
     artifacts: Optional[Path] = ArtifactsOption,
+    engine: str = typer.Option("local", "--engine", help="local (this machine) | ray (a Ray cluster, Ray Data)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head host:port, ray://host:port or "
+                                              "auto (default: $RAY_ADDRESS, else a local Ray instance)."),
+    actors: Optional[int] = typer.Option(None, "--actors", min=1, help="--engine ray: inference actors "
+                                         "(default: autoscale to the cluster; each uses --threads CPUs, default 1)."),
 ) -> None:
     """Classify images. Unreadable or skipped inputs are listed. Exit codes: 0 all classified, 1 usage or model
     error, 2 some inputs unreadable or skipped, 130 interrupted."""
@@ -47,6 +54,17 @@ def infer(
 
     if int8 and fp16:
         raise EdgeclsError("choose one of --int8 and --fp16")
+    if engine not in ("local", "ray"):
+        raise EdgeclsError(f"unknown engine {engine!r}; choose local or ray")
+    if engine == "ray":
+        from .infer_ray import infer_on_ray
+
+        return infer_on_ray(inputs, model=model, variant="int8" if int8 else "fp16" if fp16 else "fp32",
+                            device=device, batch_size=batch_size, threads=threads, recursive=recursive, top_k=top_k,
+                            output=output, fmt="json" if as_json else fmt, force=force, address=ray_address,
+                            actors=actors, artifacts=artifacts)
+    if ray_address or actors:
+        raise EdgeclsError("--ray-address and --actors need --engine ray")
     variant = "int8" if int8 else "fp16" if fp16 else "fp32"
     model_path = resolve_model(model, variant, artifacts)
     if output is not None:  # before the model loads and before the first image is decoded
