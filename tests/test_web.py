@@ -253,7 +253,7 @@ def test_mobile_export_writes_validated_ort_and_operator_config(tmp_path):
 
 
 def test_cli_packages_an_exported_model_without_reexporting(tmp_path, runtime_dir):
-    done = subprocess.run([sys.executable, "-m", "edgecls", "export", "mnist", "--web", str(tmp_path / "web"),
+    done = subprocess.run([sys.executable, "-m", "edgecls", "export", "mnist", "--web-dir", str(tmp_path / "web"),
                            "--mobile", "--mobile-dir", str(tmp_path / "mobile")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr + done.stdout

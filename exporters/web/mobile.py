@@ -8,6 +8,7 @@ compared with the .onnx it came from before anything is written under its final 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ def _compare(onnx_path: Path, ort_path: Path, shape: tuple[int, ...]) -> dict:
 def export_mobile(models: list[Path], out_dir: Path, log: Callable[[str], None] = lambda m: None) -> MobileExport:
     """Convert each exported .onnx (fp32, int8) to .ort, validate, and write the required-operators config."""
     from onnxruntime.tools.ort_format_model.utils import create_config_from_models
+
+    logging.getLogger("ort_format_model.utils").setLevel(logging.WARNING)  # it logs its temp path at INFO
 
     if not models:
         raise ExportError("--mobile: no exported .onnx model to convert")
