@@ -92,8 +92,9 @@ def export(
         from ..exporters.web.package import exported_model
 
         existing = exported_model(target, artifacts, out)
-        if existing is not None:
+        if existing is not None and not as_json:
             say(("already exported: ", "dim"), str(existing), ("  (packaging it; --reexport converts again)", "dim"))
+        if existing is not None:
             _package(existing, **packaging)
             return
     variants = ("fp32",) + (("int8",) if int8 else ()) + (("fp16",) if fp16 else ())

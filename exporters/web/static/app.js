@@ -32,6 +32,7 @@ function show(prediction) {
     return row;
   }));
   result.dataset.state = 'done';
+  if (!result.dataset.firstMs) result.dataset.firstMs = performance.now().toFixed(1);  // since navigation start
   result.dataset.answers = String(++answers);
   window.lastPrediction = prediction;
 }

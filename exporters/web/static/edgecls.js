@@ -43,7 +43,10 @@ export class Classifier {
     const started = performance.now();
     const session = await ort.InferenceSession.create(new URL(meta.model_file, base).href,
                                                       { executionProviders: ['wasm'] });
-    return new Classifier(meta, session, performance.now() - started);
+    const classifier = new Classifier(meta, session, performance.now() - started);
+    classifier.runtime = { onnxruntimeWeb: ort.env.versions?.web, numThreads: ort.env.wasm.numThreads,
+                           crossOriginIsolated: self.crossOriginIsolated };
+    return classifier;
   }
 
   constructor(meta, session, loadMs) {
