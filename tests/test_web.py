@@ -59,6 +59,8 @@ def site(tmp_path_factory, runtime_dir, data_dir):
             Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
             images[name].append(path)
     images["mnist-user"] = _user_like_digits(root / "images" / "mnist-user")
+    images["cifar10-large"] = _large_photos(images["cifar10"][:8], root / "images" / "cifar10-large")
+    images["mnist-jpeg"] = _jpeg_digits(root / "images" / "mnist-jpeg")
     build_web_bundle(REPO / "artifacts" / "mnist" / "mnist.int8.onnx", root / "mnist-int8", runtime_dir=runtime_dir)
     return root, images
 
@@ -75,6 +77,39 @@ def _user_like_digits(folder: Path) -> list[Path]:
     for i, (variant, digit, image) in enumerate(font_digit_images(fonts, per_variant=3, seed=18, variants=VARIANTS)):
         path = folder / f"{i}-{variant}-{digit}.png"
         image.save(path)
+        paths.append(path)
+    return paths
+
+
+def _large_photos(sources: list[Path], folder: Path) -> list[Path]:
+    """Photo-sized RGB files (upscaled test images with grain, odd sizes up to 9x the model input), so the
+    working-size shrink (Pillow's reduce + BILINEAR) runs on 3 channels."""
+    rng = np.random.default_rng(5)
+    folder.mkdir(parents=True)
+    paths = []
+    for i, source in enumerate(sources):
+        size = (int(rng.integers(140, 300)), int(rng.integers(130, 290)))
+        big = np.asarray(Image.open(source).convert("RGB").resize(size, Image.Resampling.BICUBIC), np.float32)
+        big = np.clip(big + rng.normal(0, 6, big.shape), 0, 255).astype(np.uint8)
+        path = folder / f"{i}.png"
+        Image.fromarray(big).save(path)
+        paths.append(path)
+    return paths
+
+
+def _jpeg_digits(folder: Path) -> list[Path]:
+    """Ink-on-paper digits as JPEG files: each runtime decodes them with its own libjpeg build."""
+    from edgecls.data.realistic import VARIANTS, font_digit_images, test_fonts
+
+    fonts = test_fonts()
+    _need(bool(fonts), "handwriting test fonts missing (apt-get install -y fonts-dkg-handwriting fonts-breip)")
+    folder.mkdir(parents=True)
+    paths = []
+    jpeg_variants = [v for v in VARIANTS if v.jpeg]
+    for i, (variant, digit, image) in enumerate(font_digit_images(fonts, per_variant=5, seed=21,
+                                                                  variants=jpeg_variants)):
+        path = folder / f"{i}-{variant}-{digit}.jpg"
+        image.save(path, quality=80)
         paths.append(path)
     return paths
 
@@ -149,6 +184,23 @@ def test_browser_matches_python_on_user_like_digits(browser, site):
     assert [w["label"] for w in web] == [p.label for p in python]
     assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
     assert [w["unsure"] for w in web] == [p.unsure for p in python]
+
+
+@pytest.mark.slow
+def test_browser_matches_python_on_large_rgb_photos(browser, site):
+    python, web, py_probs, web_probs, pixel_diff = _compare(browser, site, "cifar10", "cifar10-large", "cifar10.onnx")
+    assert [w["label"] for w in web] == [p.label for p in python]
+    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    assert pixel_diff.max() <= 1
+
+
+@pytest.mark.slow
+def test_jpeg_digits_decode_and_classify_alike(browser, site):
+    # Chromium and Pillow both decode with libjpeg-turbo's defaults: here the pixels came out identical.
+    python, web, py_probs, web_probs, pixel_diff = _compare(browser, site, "mnist", "mnist-jpeg", "mnist.onnx")
+    assert [w["label"] for w in web] == [p.label for p in python]
+    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    assert pixel_diff.max() <= 1
 
 
 @pytest.mark.slow
@@ -261,3 +313,20 @@ def test_cli_packages_an_exported_model_without_reexporting(tmp_path, runtime_di
     assert (tmp_path / "web" / "index.html").is_file() and (tmp_path / "web" / "mnist.int8.onnx").is_file()
     assert (tmp_path / "mobile" / "mnist.int8.ort").is_file()
     assert "Traceback" not in done.stderr
+
+
+def test_missing_npm_gives_a_clear_error(tmp_path, monkeypatch):
+    from edgecls.exporters.errors import ExportError
+    from edgecls.exporters.web.runtime_files import ensure_runtime
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing cached here
+    monkeypatch.setenv("PATH", str(tmp_path))  # and no npm on the PATH
+    with pytest.raises(ExportError, match=r"npm is not installed.*apt-get install -y npm"):
+        ensure_runtime()
+
+
+def test_cli_errors_name_the_problem(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "edgecls", "export", "emotion", "--web-dir", str(tmp_path / "w"),
+                           "--web-variant", "fp16"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "unknown web variant 'fp16'" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr and not (tmp_path / "w").exists()
