@@ -258,6 +258,28 @@ def test_drawn_digit_is_recognised(browser):
     page.close()
 
 
+@pytest.mark.slow
+def test_dropped_file_is_classified(browser, site):
+    from edgecls.runtime import Classifier
+
+    url, context = browser
+    root, images = site
+    path = images["mnist-user"][0]
+    expected = Classifier(REPO / "artifacts" / "mnist" / "mnist.onnx").predict(path)[0].label
+    page = _open(context, f"{url}/mnist/index.html")
+    transfer = page.evaluate_handle("""async (url) => {
+      const blob = await (await fetch(url)).blob();
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([blob], 'digit.png', {type: 'image/png'}));
+      return transfer;
+    }""", f"{url}/{path.relative_to(root).as_posix()}")
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_function("document.getElementById('result').dataset.state === 'done'", timeout=30_000)
+    assert page.text_content("#label") == expected
+    assert page.is_visible("#preview")
+    page.close()
+
+
 def _custom_op_model(path: Path) -> Path:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
