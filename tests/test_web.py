@@ -62,6 +62,10 @@ def site(tmp_path_factory, runtime_dir, data_dir):
     images["cifar10-large"] = _large_photos(images["cifar10"][:8], root / "images" / "cifar10-large")
     images["mnist-jpeg"] = _jpeg_digits(root / "images" / "mnist-jpeg")
     build_web_bundle(REPO / "artifacts" / "mnist" / "mnist.int8.onnx", root / "mnist-int8", runtime_dir=runtime_dir)
+    build_web_bundle(REPO / "artifacts" / "mnist" / "mnist.onnx", root / "mnist-ort", runtime_dir=runtime_dir,
+                     model_format="ort")
+    build_web_bundle(REPO / "artifacts" / "cifar10" / "cifar10.int8.onnx", root / "cifar10-ort",
+                     runtime_dir=runtime_dir, model_format="ort")
     return root, images
 
 
@@ -213,6 +217,17 @@ def test_default_bundle_ships_int8_and_agrees_on_top1(browser, site):
     python, web, py_probs, web_probs, _ = _compare(browser, site, "mnist-int8", "mnist", "mnist.int8.onnx")
     assert [w["label"] for w in web] == [p.label for p in python]
     assert np.abs(web_probs - py_probs).max() < 0.05  # int8 kernels differ between x86 and WASM builds
+
+
+@pytest.mark.slow
+def test_ort_format_bundles_agree(browser, site):
+    root, _ = site
+    assert (root / "mnist-ort" / "mnist.ort").is_file() and not (root / "mnist-ort" / "mnist.onnx").exists()
+    python, web, py_probs, web_probs, _ = _compare(browser, site, "mnist-ort", "mnist", "mnist.onnx")
+    assert [w["label"] for w in web] == [p.label for p in python]
+    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    python, web, py_probs, web_probs, _ = _compare(browser, site, "cifar10-ort", "cifar10", "cifar10.int8.onnx")
+    assert [w["label"] for w in web] == [p.label for p in python]
 
 
 @pytest.mark.slow

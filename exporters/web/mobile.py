@@ -72,6 +72,20 @@ def _compare(onnx_path: Path, ort_path: Path, shape: tuple[int, ...]) -> dict:
     return {"max_abs_diff": diff, "top1_agreement": agree, "samples": len(batch)}
 
 
+def convert_checked(onnx_path: Path, ort_path: Path, shape: tuple[int, ...], limit: float) -> dict:
+    """Convert one model to ORT format and compare outputs; raises ExportError (file removed) beyond `limit`."""
+    try:
+        _to_ort(onnx_path, ort_path)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's conversion errors vary
+        raise ExportError(f"{onnx_path}: conversion to ORT format failed: {exc}") from None
+    check = _compare(onnx_path, ort_path, shape)
+    if check["max_abs_diff"] > limit:
+        ort_path.unlink(missing_ok=True)
+        raise ExportError(f"{ort_path.name}: ORT-format outputs differ from {onnx_path.name} by "
+                          f"{check['max_abs_diff']:.2e} (limit {limit:.0e}); nothing written")
+    return check
+
+
 def export_mobile(models: list[Path], out_dir: Path, log: Callable[[str], None] = lambda m: None) -> MobileExport:
     """Convert each exported .onnx (fp32, int8) to .ort, validate, and write the required-operators config."""
     from onnxruntime.tools.ort_format_model.utils import create_config_from_models
@@ -91,15 +105,8 @@ def export_mobile(models: list[Path], out_dir: Path, log: Callable[[str], None] 
         for onnx_path in models:
             info = read_info(onnx_path)
             ort_path = Path(tmp) / (onnx_path.name[: -len(".onnx")] + ".ort")
-            try:
-                _to_ort(onnx_path, ort_path)
-            except Exception as exc:  # noqa: BLE001 - onnxruntime's conversion errors vary
-                raise ExportError(f"{onnx_path}: conversion to ORT format failed: {exc}") from None
-            check = _compare(onnx_path, ort_path, info.input_spec.shape)
             limit = FP32_MAX_DIFF if info.variant == "fp32" else INT8_MAX_DIFF
-            if check["max_abs_diff"] > limit:
-                raise ExportError(f"{ort_path.name}: ORT-format outputs differ from {onnx_path.name} by "
-                                  f"{check['max_abs_diff']:.2e} (limit {limit:.0e}); nothing written")
+            check = convert_checked(onnx_path, ort_path, info.input_spec.shape, limit)
             log(f"{ort_path.name}: max |diff| vs {onnx_path.name} {check['max_abs_diff']:.1e} on "
                 f"{check['samples']} inputs")
             result.models[ort_path.name] = {**check, "size_bytes": ort_path.stat().st_size,

@@ -25,12 +25,13 @@ def exported_model(target: str, artifacts: Optional[Union[str, os.PathLike]] = N
 
 
 def package(fp32_model: Path, web_dir: Optional[Path], web_variant: str, mobile_dir: Optional[Path],
-            log: Callable[[str], None] = lambda m: None) -> dict:
+            log: Callable[[str], None] = lambda m: None, web_format: str = "onnx") -> dict:
     """Write the web bundle and/or the mobile files for an exported model; returns their summaries."""
     fp32_model = Path(fp32_model)
     done: dict = {}
     if web_dir is not None:
-        done["web"] = build_web_bundle(pick_variant(fp32_model, web_variant), web_dir, log=log).summary()
+        done["web"] = build_web_bundle(pick_variant(fp32_model, web_variant), web_dir, log=log,
+                                       model_format=web_format).summary()
     if mobile_dir is not None:
         stem = fp32_model.name[: -len(".onnx")]
         models = [fp32_model] + [p for p in [fp32_model.with_name(f"{stem}.int8.onnx")] if p.is_file()]

@@ -70,6 +70,7 @@ def export(
     web: bool = typer.Option(False, "--web", help="Also write a static web bundle (onnxruntime-web; <out>/web/)."),
     web_dir: OptPath = typer.Option(None, "--web-dir", help="Folder for the web bundle (implies --web)."),
     web_variant: str = typer.Option("auto", "--web-variant", help="Bundle model: auto (int8 if it passed) | fp32 | int8."),
+    web_format: str = typer.Option("onnx", "--web-format", help="Bundle model file: onnx | ort (pre-optimised, loads faster)."),
     mobile: bool = typer.Option(False, "--mobile", help="Also write ORT-format models + required_operators config."),
     mobile_dir: OptPath = typer.Option(None, "--mobile-dir", help="Folder for the mobile files (implies --mobile)."),
     reexport: bool = typer.Option(False, "--reexport", help="With --web/--mobile: convert again even if exported."),
@@ -86,7 +87,7 @@ def export(
     from ..exporters.quantize import QuantOptions
     from ..exporting import prepare_job
 
-    packaging = dict(web=web or web_dir is not None, web_dir=web_dir, web_variant=web_variant,
+    packaging = dict(web=web or web_dir is not None, web_dir=web_dir, web_variant=web_variant, web_format=web_format,
                      mobile=mobile or mobile_dir is not None, mobile_dir=mobile_dir, as_json=as_json)
     if (packaging["web"] or packaging["mobile"]) and not (reexport or int8 or fp16):
         from ..exporters.web.package import exported_model
@@ -130,15 +131,15 @@ def export(
         _package(Path(job.out_dir) / f"{job.name}.onnx", **packaging)
 
 
-def _package(fp32_model: Path, web: bool, web_dir: OptPath, web_variant: str, mobile: bool, mobile_dir: OptPath,
-             as_json: bool) -> None:
+def _package(fp32_model: Path, web: bool, web_dir: OptPath, web_variant: str, web_format: str, mobile: bool,
+             mobile_dir: OptPath, as_json: bool) -> None:
     """--web / --mobile: package the exported .onnx files (edgecls.exporters.web)."""
     from ..exporters.web.package import package
 
     folder = fp32_model.parent
     done = package(fp32_model, (web_dir or folder / "web") if web else None, web_variant,
                    (mobile_dir or folder / "mobile") if mobile else None,
-                   log=(lambda m: None) if as_json else (lambda m: say((m, "dim"))))
+                   log=(lambda m: None) if as_json else (lambda m: say((m, "dim"))), web_format=web_format)
     if as_json:
         print(json.dumps(done, indent=2))
         return
