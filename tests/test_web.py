@@ -62,10 +62,10 @@ def site(tmp_path_factory, runtime_dir, data_dir):
     images["cifar10-large"] = _large_photos(images["cifar10"][:8], root / "images" / "cifar10-large")
     images["mnist-jpeg"] = _jpeg_digits(root / "images" / "mnist-jpeg")
     build_web_bundle(REPO / "artifacts" / "mnist" / "mnist.int8.onnx", root / "mnist-int8", runtime_dir=runtime_dir)
-    build_web_bundle(REPO / "artifacts" / "mnist" / "mnist.onnx", root / "mnist-ort", runtime_dir=runtime_dir,
-                     model_format="ort")
-    build_web_bundle(REPO / "artifacts" / "cifar10" / "cifar10.int8.onnx", root / "cifar10-ort",
-                     runtime_dir=runtime_dir, model_format="ort")
+    build_web_bundle(REPO / "artifacts" / "mnist" / "mnist.onnx", root / "mnist-onnx", runtime_dir=runtime_dir,
+                     model_format="onnx")
+    build_web_bundle(REPO / "artifacts" / "cifar10" / "cifar10.int8.onnx", root / "cifar10-onnx",
+                     runtime_dir=runtime_dir, model_format="onnx")
     return root, images
 
 
@@ -213,20 +213,22 @@ def test_default_bundle_ships_int8_and_agrees_on_top1(browser, site):
 
     root, _ = site
     meta = json.loads((root / "mnist-int8" / "model.json").read_text())
-    assert meta["model_file"] == "mnist.int8.onnx" and meta["variant"] == "int8"
+    assert meta["model_file"] == "mnist.int8.ort" and meta["variant"] == "int8"
     python, web, py_probs, web_probs, _ = _compare(browser, site, "mnist-int8", "mnist", "mnist.int8.onnx")
     assert [w["label"] for w in web] == [p.label for p in python]
     assert np.abs(web_probs - py_probs).max() < 0.05  # int8 kernels differ between x86 and WASM builds
 
 
 @pytest.mark.slow
-def test_ort_format_bundles_agree(browser, site):
+def test_onnx_format_bundles_agree(browser, site):
+    # The default bundles ship ORT format (tested above); --web-format onnx ships the exported file as is.
     root, _ = site
-    assert (root / "mnist-ort" / "mnist.ort").is_file() and not (root / "mnist-ort" / "mnist.onnx").exists()
-    python, web, py_probs, web_probs, _ = _compare(browser, site, "mnist-ort", "mnist", "mnist.onnx")
+    assert (root / "mnist-onnx" / "mnist.onnx").is_file() and not (root / "mnist-onnx" / "mnist.ort").exists()
+    assert (root / "mnist" / "mnist.ort").is_file() and not (root / "mnist" / "mnist.onnx").exists()
+    python, web, py_probs, web_probs, _ = _compare(browser, site, "mnist-onnx", "mnist", "mnist.onnx")
     assert [w["label"] for w in web] == [p.label for p in python]
     assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
-    python, web, py_probs, web_probs, _ = _compare(browser, site, "cifar10-ort", "cifar10", "cifar10.int8.onnx")
+    python, web, py_probs, web_probs, _ = _compare(browser, site, "cifar10-onnx", "cifar10", "cifar10.int8.onnx")
     assert [w["label"] for w in web] == [p.label for p in python]
 
 
@@ -347,7 +349,7 @@ def test_cli_packages_an_exported_model_without_reexporting(tmp_path, runtime_di
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr + done.stdout
     assert "already exported" in done.stdout
-    assert (tmp_path / "web" / "index.html").is_file() and (tmp_path / "web" / "mnist.int8.onnx").is_file()
+    assert (tmp_path / "web" / "index.html").is_file() and (tmp_path / "web" / "mnist.int8.ort").is_file()
     assert (tmp_path / "mobile" / "mnist.int8.ort").is_file()
     assert "Traceback" not in done.stderr
 

@@ -25,7 +25,7 @@ def exported_model(target: str, artifacts: Optional[Union[str, os.PathLike]] = N
 
 
 def package(fp32_model: Path, web_dir: Optional[Path], web_variant: str, mobile_dir: Optional[Path],
-            log: Callable[[str], None] = lambda m: None, web_format: str = "onnx") -> dict:
+            log: Callable[[str], None] = lambda m: None, web_format: str = "ort") -> dict:
     """Write the web bundle and/or the mobile files for an exported model; returns their summaries."""
     fp32_model = Path(fp32_model)
     done: dict = {}

@@ -70,7 +70,7 @@ def export(
     web: bool = typer.Option(False, "--web", help="Also write a static web bundle (onnxruntime-web; <out>/web/)."),
     web_dir: OptPath = typer.Option(None, "--web-dir", help="Folder for the web bundle (implies --web)."),
     web_variant: str = typer.Option("auto", "--web-variant", help="Bundle model: auto (int8 if it passed) | fp32 | int8."),
-    web_format: str = typer.Option("onnx", "--web-format", help="Bundle model file: onnx | ort (pre-optimised, loads faster)."),
+    web_format: str = typer.Option("ort", "--web-format", help="Bundle model file: ort (pre-optimised, loads faster) | onnx."),
     mobile: bool = typer.Option(False, "--mobile", help="Also write ORT-format models + required_operators config."),
     mobile_dir: OptPath = typer.Option(None, "--mobile-dir", help="Folder for the mobile files (implies --mobile)."),
     reexport: bool = typer.Option(False, "--reexport", help="With --web/--mobile: convert again even if exported."),
