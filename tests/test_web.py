@@ -62,6 +62,7 @@ def site(tmp_path_factory, runtime_dir, data_dir):
     images["cifar10-large"] = _large_photos(images["cifar10"][:8], root / "images" / "cifar10-large")
     images["mnist-jpeg"] = _jpeg_digits(root / "images" / "mnist-jpeg")
     build_web_bundle(REPO / "artifacts" / "mnist" / "mnist.int8.onnx", root / "mnist-int8", runtime_dir=runtime_dir)
+    build_web_bundle(_undeclared_model(root / "legacy.onnx"), root / "legacy", runtime_dir=runtime_dir)
     build_web_bundle(REPO / "artifacts" / "mnist" / "mnist.onnx", root / "mnist-onnx", runtime_dir=runtime_dir,
                      model_format="onnx")
     build_web_bundle(REPO / "artifacts" / "cifar10" / "cifar10.int8.onnx", root / "cifar10-onnx",
@@ -83,6 +84,18 @@ def _user_like_digits(folder: Path) -> list[Path]:
         image.save(path)
         paths.append(path)
     return paths
+
+
+def _undeclared_model(path: Path) -> Path:
+    """mnist without its preprocessing and unsure metadata: what models exported before them look like."""
+    import onnx
+
+    model = onnx.load(str(REPO / "artifacts" / "mnist" / "mnist.onnx"))
+    keep = [p for p in model.metadata_props if p.key not in ("edgecls.preprocess", "edgecls.unsure")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    onnx.save(model, str(path))
+    return path
 
 
 def _large_photos(sources: list[Path], folder: Path) -> list[Path]:
@@ -162,7 +175,8 @@ def _compare(browser, site, bundle: str, image_set: str, model_file: str):
     assert page.get_attribute("#result", "data-state") == "ready", page.text_content("#error")
     web = page.evaluate(CLASSIFY_ALL, [f"{url}/{p.relative_to(root).as_posix()}" for p in paths])
     page.close()
-    clf = Classifier(REPO / "artifacts" / model_file.split(".")[0] / model_file)
+    clf = Classifier(root / model_file if (root / model_file).is_file()
+                     else REPO / "artifacts" / model_file.split(".")[0] / model_file)
     python = clf.predict(paths)
     pixels = clf.load_many(paths)
     web_probs = np.array([w["probabilities"] for w in web])
@@ -205,6 +219,15 @@ def test_jpeg_digits_decode_and_classify_alike(browser, site):
     assert [w["label"] for w in web] == [p.label for p in python]
     assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
     assert pixel_diff.max() <= 1
+
+
+@pytest.mark.slow
+def test_model_without_declared_preprocessing_is_stretched_as_in_python(browser, site):
+    # user-like digits of many sizes: the whole image is resized with Pillow's BILINEAR, ported to JavaScript
+    python, web, py_probs, web_probs, pixel_diff = _compare(browser, site, "legacy", "mnist-user", "legacy.onnx")
+    assert [w["label"] for w in web] == [p.label for p in python]
+    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    assert pixel_diff.max() == 0  # integer arithmetic throughout: bit for bit
 
 
 @pytest.mark.slow

@@ -69,7 +69,7 @@ def model_json(info: ModelInfo, model_file: str) -> dict:
     """What the page needs to know about the model (the ONNX metadata, read once here)."""
     return {"format_version": 1, "name": info.name, "variant": info.variant, "model_file": model_file,
             "labels": list(info.labels), "input": info.input_spec.to_dict(),
-            "preprocess": list(info.preprocess or [{"op": "resize", "mode": "stretch", "fill": 0.0}]),
+            "preprocess": list(info.preprocess or []),  # none: stretched by Pillow's resize, as the runtime does
             "unsure": info.unsure or None, "validation": info.validation, "onnxruntime_web": VERSION}
 
 

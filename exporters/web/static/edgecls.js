@@ -1,7 +1,7 @@
 // edgecls in the browser: the model's metadata (model.json, written by `edgecls export --web`),
 // onnxruntime-web (WASM, shipped in ./ort/, never fetched from a CDN) and the declared preprocessing.
 import * as ort from './ort/ort.wasm.min.mjs';
-import { applyPipeline, isUnsure, rgbaToChannels, workingPixels } from './preprocess.js';
+import { applyPipeline, isUnsure, pillowResize, rgbaToChannels, workingPixels } from './preprocess.js';
 
 const MAX_PIXELS = 64 * 1024 * 1024;  // as the Python runtime: refuse what could exhaust memory
 
@@ -62,6 +62,10 @@ export class Classifier {
   prepare(rgba, width, height) {
     const spec = this.spec;
     const channels = rgbaToChannels(rgba, width, height, spec.channels);
+    if (!this.steps.length) {  // a model exported before declared preprocessing: Pillow's resize to the input size
+      return { pixels: pillowResize(channels, width, height, spec.channels, spec.width, spec.height, null).data,
+               stats: {} };
+    }
     const work = workingPixels(channels, width, height, spec);
     return applyPipeline(this.steps, work.data, work.h, work.w, spec.channels, [spec.height, spec.width]);
   }

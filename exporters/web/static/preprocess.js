@@ -124,10 +124,12 @@ function pillowResample(src, w, h, c, ow, oh, box) {
   return { data: out, w: cw, h: oh };
 }
 
-/** Pillow's Image.resize(size, BILINEAR, reducing_gap=2.0) on L or RGB pixels. */
-export function pillowResize(src, w, h, c, ow, oh) {
+/** Pillow's Image.resize(size, BILINEAR, reducing_gap) on L or RGB pixels (reducingGap null: none). */
+export function pillowResize(src, w, h, c, ow, oh, reducingGap = 2.0) {
   let box = [0, 0, w, h], img = { data: src, w, h };
-  const fx = Math.trunc(w / ow / 2.0) || 1, fy = Math.trunc(h / oh / 2.0) || 1;
+  if (ow === w && oh === h) return img;
+  const fx = reducingGap ? Math.trunc(w / ow / reducingGap) || 1 : 1;
+  const fy = reducingGap ? Math.trunc(h / oh / reducingGap) || 1 : 1;
   if (fx > 1 || fy > 1) {
     img = pillowReduce(src, w, h, c, fx, fy);
     box = [0, 0, w / fx, h / fy];
