@@ -68,7 +68,7 @@ def test_levels_maps_background_to_zero_and_ink_to_full():
     img = _canvas(30, 30, 60)
     img[0, 10:20, 10:20] = 180
     work = Work.of(img)
-    TRANSFORMS["levels"].fn(work, SHAPE, floor=0.0)
+    TRANSFORMS["levels"].fn(work, SHAPE, floor=0.0, noise=0.0)
     assert work.pixels[0, 0, 0, 0] == 0 and work.pixels[0, 15, 15, 0] == 255
 
 
@@ -77,8 +77,23 @@ def test_levels_floor_drops_faint_grain():
     img[0, 5, 5] = 40  # faint speck, 16% of the ink level
     img[0, 10:20, 10:20] = 250
     work = Work.of(img)
-    TRANSFORMS["levels"].fn(work, SHAPE, floor=0.2)
+    TRANSFORMS["levels"].fn(work, SHAPE, floor=0.2, noise=0.0)
     assert work.pixels[0, 5, 5, 0] == 0 and work.pixels[0, 15, 15, 0] == 255
+
+
+def test_levels_noise_floor_cleans_grainy_paper_and_leaves_clean_images_exact():
+    rng = np.random.default_rng(2)
+    clean = _canvas(40, 40, 0)
+    clean[0, 10:30, 15:25] = 255
+    clean[0, 10:30, 14] = 90  # antialiased edge survives: no grain on a clean border
+    work = Work.of(clean.copy())
+    TRANSFORMS["levels"].fn(work, SHAPE, floor=0.0, noise=3.0)
+    assert np.array_equal(work.pixels, clean)
+    grainy = np.clip(rng.normal(60, 12, (1, 40, 40, 1)), 0, 255).astype(np.float32)
+    grainy[0, 10:30, 15:25] = 230
+    work = Work.of(grainy)
+    TRANSFORMS["levels"].fn(work, SHAPE, floor=0.0, noise=3.0)
+    assert (work.pixels[0, :8] == 0).mean() > 0.99 and work.pixels[0, 15, 20, 0] == 255
 
 
 def test_blank_and_one_colour_images_become_black_without_warnings():
