@@ -178,10 +178,14 @@ function border(l, h, w) {
   return v;
 }
 
-function median(values) {
-  const s = Float64Array.from(values).sort();
-  const n = s.length, m = n >> 1;
-  return n % 2 ? s[m] : f32((s[m - 1] + s[m]) / 2);
+/** transforms._background: the border's median as one partition picks it (the upper middle when even). */
+function kth(values, k) {
+  return Float64Array.from(values).sort()[k];
+}
+
+function borderMedian(l, h, w) {
+  const b = border(l, h, w);
+  return kth(b, b.length >> 1);
 }
 
 function minMax(a) {
@@ -277,28 +281,33 @@ export const STEPS = {
   polarity(work, shape, { background }) {
     const n = work.h * work.w;
     const l = luma(work.px, n, work.c);
-    const bg = median(border(l, work.h, work.w));
+    const bg = borderMedian(l, work.h, work.w);
     const [lo, hi] = minMax(l);
     const darkerInk = f32(bg - lo) > f32(hi - bg);
     const invert = background === 'dark' ? darkerInk : (!darkerInk && hi > bg);
     if (invert) for (let i = 0; i < work.px.length; i++) work.px[i] = 255 - work.px[i];
   },
 
-  levels(work, shape, { floor }) {
+  levels(work, shape, { floor, noise }) {
     const onOut = work.out !== null;
     const src = onOut ? work.out : work.px;
     const [h, w] = onOut ? shape : [work.h, work.w];
-    const c = work.c;
-    const l = luma(src, h * w, c);
-    const bg = median(border(l, h, w));
-    const ink = minMax(l)[1];
-    const span = f32(ink - bg);
-    const gain = span > 8.0 ? f32(255.0 / span) : 0;
-    const fl = f32(floor * 255.0), den = f32(1.0 - floor);
+    const l = luma(src, h * w, work.c);
+    const bg = borderMedian(l, h, w);
+    const span = f32(minMax(l)[1] - bg);
+    const gain = span > 8.0 ? f32(255.0 / span) : 0;  // < 8 grey levels: nothing there
+    let cut = floor || 0;
+    if (noise) {  // the paper's grain: 1.4826 x median absolute deviation of the border
+      const b = border(l, h, w);
+      const mad = kth(b.map((v) => f32(Math.abs(f32(v - bg)))), b.length >> 1);
+      cut = Math.max(cut, Math.min(1.0, f32(f32(f32(f32(noise * 1.4826) * mad) * gain) / 255.0)));
+    }
+    // one affine map, then one clip, in float32 as numpy does it
+    const keep = cut < 1.0 ? 1.0 / (1.0 - cut) : 0;
+    const g = f32(gain * keep), shift = f32(255.0 * cut * keep), b32 = f32(bg);
     const x = new Float32Array(src.length);
     for (let i = 0; i < src.length; i++) {
-      let v = f32(f32(src[i] - bg) * gain);
-      if (floor) v = floor < 1.0 ? f32(f32(v - fl) / den) : 0;
+      const v = f32(f32(f32(src[i] - b32) * g) - shift);
       x[i] = v < 0 ? 0 : v > 255 ? 255 : v;
     }
     if (onOut) work.out = x; else work.px = x;
