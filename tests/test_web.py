@@ -320,6 +320,19 @@ def test_dropped_file_is_classified(browser, site):
     page.close()
 
 
+def test_javascript_port_covers_every_python_step():
+    # A step or parameter added to the Python registry must be ported to static/preprocess.js too.
+    from edgecls.exporters.web.bundle import PORTED_STEPS
+    from edgecls.runtime.transforms import TRANSFORMS
+
+    assert {name: frozenset(t.params) for name, t in TRANSFORMS.items()} == PORTED_STEPS
+    script = (REPO / "exporters" / "web" / "static" / "preprocess.js").read_text()
+    for name, params in PORTED_STEPS.items():
+        assert f"  {name}(work, shape, {{" in script
+        header = script[script.index(f"  {name}(work, shape, {{"):].split("\n", 1)[0]
+        assert all(p in header for p in params), (name, header)
+
+
 def _custom_op_model(path: Path) -> Path:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper

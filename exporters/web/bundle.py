@@ -23,6 +23,17 @@ from .runtime_files import FILES, NOTICE, VERSION, ensure_runtime
 
 PAGE_FILES = ("index.html", "app.js", "edgecls.js", "preprocess.js")
 
+# The steps and parameters static/preprocess.js implements. tests/test_web.py checks this against the Python
+# registry (edgecls.runtime.transforms.TRANSFORMS), so a step added or changed there fails CI until it is ported.
+PORTED_STEPS: dict[str, frozenset[str]] = {
+    "polarity": frozenset({"background"}),
+    "levels": frozenset({"floor", "noise"}),
+    "crop_to_content": frozenset({"threshold", "margin"}),
+    "measure": frozenset({"statistic"}),
+    "fit": frozenset({"size", "center", "fill"}),
+    "resize": frozenset({"mode", "fill"}),
+}
+
 
 @dataclass
 class WebBundle:
@@ -88,7 +99,10 @@ def build_web_bundle(model: Path, out_dir: Path, log: Callable[[str], None] = la
     info = read_info(model)
     from ...runtime.transforms import Pipeline
 
-    Pipeline.parse(info.preprocess or None, str(model))  # the page runs exactly these steps: refuse unknown ones
+    for step in Pipeline.parse(info.preprocess or None, str(model)).to_list():  # the page runs exactly these
+        if step["op"] not in PORTED_STEPS or set(step) - {"op"} - PORTED_STEPS[step["op"]]:
+            raise ExportError(f"{model}: preprocessing step {step} has no JavaScript port yet; the web page cannot "
+                              "reproduce it")
     runtime = runtime_dir or ensure_runtime(log=log)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
