@@ -67,16 +67,37 @@ def export(
     max_diff: float = GateOptions["max_diff"],
     min_agreement: float = GateOptions["min_agreement"],
     max_int8_drop: float = GateOptions["max_int8_drop"],
+    web: bool = typer.Option(False, "--web", help="Also write a static web bundle (onnxruntime-web; <out>/web/)."),
+    web_dir: OptPath = typer.Option(None, "--web-dir", help="Folder for the web bundle (implies --web)."),
+    web_variant: str = typer.Option("auto", "--web-variant", help="Bundle model: auto (int8 if it passed) | fp32 | int8."),
+    web_format: str = typer.Option("ort", "--web-format", help="Bundle model file: ort (pre-optimised, loads faster) | onnx."),
+    mobile: bool = typer.Option(False, "--mobile", help="Also write ORT-format models + required_operators config."),
+    mobile_dir: OptPath = typer.Option(None, "--mobile-dir", help="Folder for the mobile files (implies --mobile)."),
+    reexport: bool = typer.Option(False, "--reexport", help="With --web/--mobile: convert again even if exported."),
     as_json: bool = JsonOption,
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
-    """Convert to ONNX, validate every variant against Keras, write only what passes its gate."""
+    """Convert to ONNX, validate every variant against Keras, write only what passes its gate.
+
+    --web / --mobile package the exported .onnx files; for a model already exported (and no --int8/--fp16)
+    they package the files on disk without converting again."""
     from ..exporters.errors import GateError
     from ..exporters.export import run_export
     from ..exporters.quantize import QuantOptions
     from ..exporting import prepare_job
 
+    packaging = dict(web=web or web_dir is not None, web_dir=web_dir, web_variant=web_variant, web_format=web_format,
+                     mobile=mobile or mobile_dir is not None, mobile_dir=mobile_dir, as_json=as_json)
+    if (packaging["web"] or packaging["mobile"]) and not (reexport or int8 or fp16):
+        from ..exporters.web.package import exported_model
+
+        existing = exported_model(target, artifacts, out)
+        if existing is not None and not as_json:
+            say(("already exported: ", "dim"), str(existing), ("  (packaging it; --reexport converts again)", "dim"))
+        if existing is not None:
+            _package(existing, **packaging)
+            return
     variants = ("fp32",) + (("int8",) if int8 else ()) + (("fp16",) if fp16 else ())
     job, notes = prepare_job(
         target, variants=variants, artifacts=artifacts, data_dir=data_dir, calib_data=calib_data,
@@ -98,14 +119,41 @@ def export(
         raise
     if as_json:
         print(json.dumps(report, indent=2))
+    else:
+        print_variants(report["variants"], f"{job.name}: validated on {job.eval_data.description}")
+        for r in report["variants"]:
+            if r["written"]:
+                say(("wrote ", "green"), r["path"])
+        for path in report.get("removed_stale", []):
+            say(("removed ", "yellow"), path, " (stale variant, not rebuilt by this export)")
+        say("report: ", str(Path(job.out_dir) / (job.name + ".export.json")))
+    if packaging["web"] or packaging["mobile"]:
+        _package(Path(job.out_dir) / f"{job.name}.onnx", **packaging)
+
+
+def _package(fp32_model: Path, web: bool, web_dir: OptPath, web_variant: str, web_format: str, mobile: bool,
+             mobile_dir: OptPath, as_json: bool) -> None:
+    """--web / --mobile: package the exported .onnx files (edgecls.exporters.web)."""
+    from ..exporters.web.package import package
+
+    folder = fp32_model.parent
+    done = package(fp32_model, (web_dir or folder / "web") if web else None, web_variant,
+                   (mobile_dir or folder / "mobile") if mobile else None,
+                   log=(lambda m: None) if as_json else (lambda m: say((m, "dim"))), web_format=web_format)
+    if as_json:
+        print(json.dumps(done, indent=2))
         return
-    print_variants(report["variants"], f"{job.name}: validated on {job.eval_data.description}")
-    for r in report["variants"]:
-        if r["written"]:
-            say(("wrote ", "green"), r["path"])
-    for path in report.get("removed_stale", []):
-        say(("removed ", "yellow"), path, " (stale variant, not rebuilt by this export)")
-    say("report: ", str(Path(job.out_dir) / (job.name + ".export.json")))
+    if "web" in done:
+        w = done["web"]
+        say(("wrote ", "green"), w["folder"], f"  web bundle: {w['model_file']} ({w['model_bytes'] / 1024:,.0f} KiB), "
+            f"{w['total_bytes'] / 2**20:.1f} MiB in all with onnxruntime-web {w['onnxruntime_web']}; serve the folder "
+            "from any static host (python -m http.server) and open index.html")
+    if "mobile" in done:
+        m = done["mobile"]
+        for file, row in m["models"].items():
+            say(("wrote ", "green"), str(Path(m["folder"]) / file),
+                f"  ({row['size_bytes'] / 1024:,.0f} KiB; max |diff| vs ONNX {row['max_abs_diff']:.1e})")
+        say(("wrote ", "green"), m["required_operators"], f"  ({len(m['operators'])} operators for a reduced build)")
 
 
 @app.command()
