@@ -84,6 +84,16 @@ def _worker_init() -> None:
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 
+# Libraries that keep busy native thread pools: forking while one of their threads holds a lock leaves the
+# child waiting on it forever (seen: decode workers stuck on a futex inside Pillow after TensorFlow had run
+# in the same process). With any of them loaded, decoding uses threads unless processes are asked for.
+_THREADED_LIBRARIES = ("tensorflow", "torch", "jax", "ray")
+
+
+def _fork_is_risky() -> bool:
+    return any(name in sys.modules for name in _THREADED_LIBRARIES)
+
+
 def _process_pool(workers: int) -> Executor:
     # fork starts workers in milliseconds with everything already imported; elsewhere spawn.
     method = "fork" if sys.platform.startswith("linux") else "spawn"
@@ -102,8 +112,8 @@ def classify_stream(
 ) -> Iterator[Result]:
     """Yield one Result per source, in input order; bad sources come back with their error.
 
-    processes: decode in worker processes (default: yes when the first source is a file path
-    and workers > 1).
+    processes: decode in worker processes (default: yes when the first source is a file path, workers > 1
+    and no library with busy native threads, such as TensorFlow, is loaded: forking those can deadlock).
     """
     iterator = iter(sources)
     first = list(itertools.islice(iterator, 1))
@@ -111,7 +121,7 @@ def classify_stream(
         return
     iterator = itertools.chain(first, iterator)
     if processes is None:
-        processes = workers > 1 and isinstance(first[0], (str, os.PathLike))
+        processes = workers > 1 and isinstance(first[0], (str, os.PathLike)) and not _fork_is_risky()
     split = max(1, -(-batch_size // max(workers, 1)))
     pool: Executor = _process_pool(workers) if processes else ThreadPoolExecutor(
         max_workers=max(workers, 1), thread_name_prefix="edgecls-decode")

@@ -143,7 +143,7 @@ def create_app(models: Sequence[ServedModel], config: Optional[ServeConfig] = No
             doc = protocol.decode_json(body)
         req = protocol.parse_infer_request(doc, model.classifier, config.top_k)
         probabilities = await predict(model, req.pixels)
-        predictions = model.classifier.decode(probabilities, req.top_k)
+        predictions = model.classifier.decode(probabilities, req.top_k, pixels=np.asarray(req.pixels))
         return JSONResponse(protocol.infer_response(model.name, req, probabilities, predictions))
 
     @observed("classify")
@@ -153,14 +153,16 @@ def create_app(models: Sequence[ServedModel], config: Optional[ServeConfig] = No
         top_k = _query_top_k(request, config.top_k)
         images = await _read_images(request)
         clf = model.classifier
-        pixels = []
+        prepared = []
         for source, data in images:
-            try:
-                pixels.append(await run_in_threadpool(clf.load, data))  # decoding holds the GIL: keep it off the loop
+            try:  # decoding holds the GIL: keep it off the loop
+                prepared.append(await run_in_threadpool(clf.prepare, [data]))
             except ImageError as exc:
                 raise ApiError(400, f"{source}: {exc.reason}") from None
-        probabilities = await predict(model, np.stack(pixels))
-        predictions = clf.decode(probabilities, top_k)
+        pixels = np.concatenate([p for p, _ in prepared])
+        stats = {k: np.concatenate([s[k] for _, s in prepared]) for k in prepared[0][1]}
+        probabilities = await predict(model, pixels)
+        predictions = clf.decode(probabilities, top_k, pixels=pixels, stats=stats)
         return JSONResponse({"model_name": model.name, "predictions": [
             protocol.prediction_json(p, source) for p, (source, _) in zip(predictions, images)]})
 
