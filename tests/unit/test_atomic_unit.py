@@ -151,3 +151,19 @@ def test_killed_writer_leaves_previous_file(tmp_path):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert target.read_bytes() == PREVIOUS
+
+
+def test_interrupt_just_after_the_rename_is_not_masked(tmp_path, monkeypatch):
+    """Ctrl-C landing right after the rename: the new file is complete and the interrupt propagates as is."""
+    target = tmp_path / "metrics.json"
+    target.write_bytes(PREVIOUS)
+    real_replace = os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_bytes_atomic(target, b"complete")
+    assert target.read_bytes() == b"complete"

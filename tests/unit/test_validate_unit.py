@@ -227,3 +227,39 @@ def test_unlabelled_agreement_just_outside_fails(variant):
     probs[:11] = _one_hot((np.arange(11) + 1) % 3)  # 98.9% agree
     failures = gate_failures(variant, compare(ref, probs, None), DEFAULT)
     assert failures == ["top-1 agreement 98.90% < 99.00% (no labels to score accuracy)"]
+
+
+# --- edges the mutation run found unguarded ---------------------------------------------------------------
+
+def test_fp32_max_diff_exactly_at_the_limit_passes():
+    """README: max abs diff <= 1e-4."""
+    assert gate_failures("fp32", {"top1_agreement": 1.0, "max_abs_diff": 1e-4}, DEFAULT) == []
+
+
+@pytest.mark.parametrize("variant", ["int8", "fp16"])
+def test_unlabelled_full_agreement_passes(variant):
+    ref = _one_hot(np.arange(30) % 3)
+    assert gate_failures(variant, compare(ref, ref.copy(), None), DEFAULT) == []
+
+
+def test_gates_are_immutable():
+    """Gates() is a shared default argument: it must not be changeable in place."""
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEFAULT.int8_max_accuracy_drop = 5.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("ref_shape, probs_shape", [((3, 3), (2, 3)), ((2, 3), (3, 3)), ((2, 4), (2, 3))])
+def test_compare_refuses_any_shape_mismatch(ref_shape, probs_shape):
+    with pytest.raises(ValueError, match="output shapes differ"):
+        compare(np.zeros(ref_shape), np.zeros(probs_shape), None)
+
+
+def test_variant_names_read_from_metadata_are_recognised():
+    """revalidate passes the variant read from a model's metadata: a runtime string, not a literal."""
+    fp32, fp16 = "".join(["fp", "32"]), "".join(["fp", "16"])
+    assert gate_failures(fp32, {"top1_agreement": 1.0, "max_abs_diff": 2e-4}, DEFAULT) == [
+        "max abs diff 2.00e-04 > 1e-04"]
+    result = {"top1_agreement": 1.0, "max_abs_diff": 0.0, "accuracy_drop_pts": 0.3}
+    assert gate_failures(fp16, result, DEFAULT) == ["accuracy drop 0.30 pt > 0.1 pt"]
