@@ -16,6 +16,7 @@ and would inflate the score. A timed-out mutant counts as killed (cosmic-ray's o
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import sqlite3
@@ -86,9 +87,42 @@ exclude-operators = [{excluded}]
         sys.exit(f"{module}: its tests fail before any mutation:\n{baseline.stdout[-3000:]}")
     run(str(BIN / "cosmic-ray"), "init", str(config), str(db))
     run(str(BIN / "cr-filter-operators"), str(db), str(config))
+    skip_annotations(db, work / shadow_path(module))
     start = time.perf_counter()
     run(str(BIN / "cosmic-ray"), "exec", str(config), str(db))
     return summarise(module, db, time.perf_counter() - start)
+
+
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the type annotations are, when the module never evaluates them (PEP 563)."""
+    tree = ast.parse(source)
+    if not any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names)
+               for n in tree.body):
+        return []
+    nodes = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            nodes.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
+            nodes.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            nodes.append(node.annotation)
+    return [((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset)) for n in nodes]
+
+
+def skip_annotations(db: Path, source: Path) -> None:
+    """Mutants inside never-evaluated annotations (`str | os.PathLike` -> `str + os.PathLike`) are equivalent by
+    construction: mark them skipped, as cosmic-ray's own filters do, so they count neither way."""
+    spans = annotation_spans(source.read_text())
+    con = sqlite3.connect(db)
+    jobs = con.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs "
+                       "WHERE job_id NOT IN (SELECT job_id FROM work_results)").fetchall()
+    inside = [job for job, row, col in jobs if any(a <= (row, col) < b for a, b in spans)]
+    con.executemany("INSERT INTO work_results (worker_outcome, output, test_outcome, diff, job_id) "
+                    "VALUES ('SKIPPED', 'inside a type annotation (never evaluated)', NULL, NULL, ?)",
+                    [(job,) for job in inside])
+    con.commit()
+    con.close()
 
 
 def summarise(module: str, db: Path, seconds: float) -> dict:

@@ -102,3 +102,10 @@ def test_close_flushes_the_handle():
         flushed.clear()
         Writer(Handle(), fmt, 1).close()
         assert flushed
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
+def test_format_names_built_at_run_time_work(fmt):
+    """infer derives the format from the --output suffix: a runtime string, equal to but not the literal."""
+    runtime_fmt = "".join(list(fmt))
+    assert _write(runtime_fmt, [GOOD, BAD]) == _write(fmt, [GOOD, BAD])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -343,3 +344,62 @@ def test_to_batch_layouts():
     np.testing.assert_array_equal(nchw[1, 2], pixels[1, ..., 2])
     already = np.zeros((1, 4, 6, 3), np.float32)
     assert to_batch(already, RGB) is already  # no copy when nothing changes
+
+
+# --- edges the mutation run found unguarded ---------------------------------------------------------------
+
+def test_limits_are_the_documented_ones():
+    assert preprocess.MAX_PIXELS == 64 * 1024 * 1024 and "larger than 64 Mpx" in (
+        Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert preprocess.MAX_FILE_BYTES == 256 * 1024 * 1024
+
+
+def test_oversized_file_message_gives_sizes_in_mib(tmp_path):
+    path = tmp_path / "huge.png"
+    with open(path, "wb") as fh:
+        fh.truncate(300 * 1024 * 1024)  # sparse: no disk space used
+    with pytest.raises(ImageError, match=r"huge\.png: file too large \(300 MiB; limit 256 MiB\)$"):
+        load_pixels(path, GREY)
+
+
+def test_channels_first_detection_uses_the_first_axis():
+    chw = np.zeros((3, 5, 7), np.uint8)
+    chw[1] = 90  # green plane
+    img = array_to_image(chw)
+    assert img.size == (7, 5) and img.getpixel((6, 4)) == (0, 90, 0)
+
+
+def test_height_not_in_channel_counts_still_reads_as_hwc():
+    hwc = np.zeros((5, 7, 3), np.uint8)
+    hwc[..., 2] = 40
+    img = array_to_image(hwc)
+    assert img.size == (7, 5) and img.getpixel((0, 0)) == (0, 0, 40)
+
+
+@pytest.mark.parametrize("shape", [(5, 6, 0), (2, 4, 6, 1)])
+def test_odd_shapes_are_named_in_the_error(shape):
+    with pytest.raises(ImageError, match=re.escape(f"cannot interpret array of shape {shape} as an image")):
+        array_to_image(np.zeros(shape, np.uint8), "arr")
+
+
+def test_float_arrays_just_above_one_are_0_to_255():
+    np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[0.0, 1.5, 2.0]]))), [[0, 2, 2]])
+
+
+def test_integer_arrays_just_above_255_are_16_bit():
+    np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[0, 255, 256]], np.int32))), [[0, 0, 0]])
+
+
+def test_partial_alpha_on_black_is_exact():
+    out = to_pixels(Image.new("RGBA", (6, 4), (200, 200, 200, 7)), RGB)
+    assert tuple(out[0, 0]) == (5, 5, 5)  # 200 * 7/255, on an opaque black background
+
+
+def test_smaller_images_are_upscaled():
+    out = load_pixels(np.full((2, 3), 77, np.uint8), GREY)
+    assert out.shape == (4, 6, 1) and (out == 77).all()
+
+
+def test_grey_2d_array_in_model_size_skips_pillow():
+    out = load_pixels(RAMP, GREY)
+    assert out.shape == (4, 6, 1) and np.shares_memory(out, RAMP)  # a view: no decode, no copy
