@@ -99,3 +99,11 @@ def test_bad_input_spec_is_refused():
     meta = {**FULL.to_metadata(), "edgecls.input": json.dumps({"height": 4, "width": 4, "channels": 2})}
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         ModelInfo.from_metadata(meta)
+
+
+def test_model_info_is_immutable():
+    """What a model says about itself is read once and shared: it must not be changeable in place."""
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        FULL.variant = "fp32"  # type: ignore[misc]

@@ -403,3 +403,16 @@ def test_smaller_images_are_upscaled():
 def test_grey_2d_array_in_model_size_skips_pillow():
     out = load_pixels(RAMP, GREY)
     assert out.shape == (4, 6, 1) and np.shares_memory(out, RAMP)  # a view: no decode, no copy
+
+
+def test_bool_array_in_model_shape_is_converted_not_passed_through():
+    out = load_pixels(np.ones((4, 6, 1), np.bool_), GREY)
+    assert out.dtype == np.uint8 and (out == 255).all()
+
+
+def test_layout_read_from_metadata_is_honoured():
+    """A spec parsed from a model's JSON metadata holds runtime strings, equal to but not the literals."""
+    import json
+
+    spec = InputSpec.from_dict(json.loads('{"height": 4, "width": 6, "channels": 3, "layout": "NCHW"}'))
+    assert to_batch(np.zeros((1, 4, 6, 3), np.uint8), spec).shape == (1, 3, 4, 6)
