@@ -87,7 +87,9 @@ def read_report(out: Path) -> dict:
 # --- auto fallback ---------------------------------------------------------------------------------------
 
 def test_static_that_passes_ships_without_a_dynamic_attempt(tmp_path, model, pixels, labels):
-    report = run_export(job(model, pixels, labels, tmp_path, variants=("fp32", "int8")))
+    # A generous int8 gate: this is about what ships, not about int8 numerics on a given CPU's kernels.
+    report = run_export(job(model, pixels, labels, tmp_path, variants=("fp32", "int8"),
+                            gates=Gates(int8_max_accuracy_drop=50.0)))
     assert [v["variant"] for v in report["variants"]] == ["fp32", "int8"]
     assert report["passed"] and all(v["written"] for v in report["variants"])
     assert info(tmp_path / "tiny.int8.onnx").variant == "int8"

@@ -3,7 +3,7 @@
     nice -n 15 .venv/bin/python tests/mutation/run_mutation.py            # all modules
     nice -n 15 .venv/bin/python tests/mutation/run_mutation.py validate   # modules whose path contains "validate"
 
-Needs `pip install cosmic-ray` (not a CI dependency; this does not run in CI). cosmic-ray mutates files in
+Needs cosmic-ray (`pip install -e ".[mutation]"`; not a CI dependency, this does not run in CI). cosmic-ray mutates files in
 place, so the script first builds a throw-away copy of the package with a plain `src/edgecls/...` layout (the
 repo maps toolkit/, exporters/ and runtime/ onto one namespace, which mutation tools do not follow) and runs
 each module's fast unit tests against that copy with PYTHONPATH. Your working tree is never touched.

@@ -416,3 +416,28 @@ def test_layout_read_from_metadata_is_honoured():
 
     spec = InputSpec.from_dict(json.loads('{"height": 4, "width": 6, "channels": 3, "layout": "NCHW"}'))
     assert to_batch(np.zeros((1, 4, 6, 3), np.uint8), spec).shape == (1, 3, 4, 6)
+
+
+def test_four_channel_planes_first_are_rgba():
+    img = array_to_image(np.zeros((4, 5, 7), np.uint8))
+    assert img.mode == "RGBA" and img.size == (7, 5)
+
+
+def test_small_hwc_rgba_is_not_mistaken_for_channels_first():
+    img = array_to_image(np.zeros((3, 5, 4), np.uint8))  # 3 rows, 5 columns, RGBA
+    assert img.mode == "RGBA" and img.size == (5, 3)
+
+
+def test_a_single_column_grey_image():
+    img = array_to_image(np.zeros((4, 1), np.uint8))
+    assert img.mode == "L" and img.size == (1, 4)
+
+
+def test_four_dimensional_arrays_are_refused_as_given():
+    with pytest.raises(ImageError, match=re.escape("cannot interpret array of shape (3, 2, 2, 5)")):
+        array_to_image(np.zeros((3, 2, 2, 5), np.uint8))
+
+
+def test_wide_integers_are_clipped_into_range():
+    out = np.asarray(array_to_image(np.array([[-300, 1000, 70000]], np.int32)))
+    np.testing.assert_array_equal(out, [[0, 3, 255]])  # negative -> 0; beyond 16 bits -> 255 (no wrap-around)
