@@ -162,6 +162,26 @@ def test_fp32_that_fails_writes_no_model_at_all(tmp_path, model, pixels, labels,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.export.json", "tiny.onnx"]
 
 
+def test_fp32_failing_blocks_quantized_variants_that_pass(tmp_path, model, pixels, labels):
+    """The quantized files derive from fp32: when fp32 fails, they are not written even if they pass."""
+    gates = Gates(fp32_max_abs_diff=0.0, int8_max_accuracy_drop=50.0, fp16_max_accuracy_drop=50.0)
+    with pytest.raises(GateError, match=r"fp32: max abs diff .*; nothing written \(fp32 failed\)$") as err:
+        run_export(job(model, pixels, labels, tmp_path, variants=("fp32", "int8", "fp16"), gates=gates))
+    fp32, *quantized = err.value.report["variants"]
+    assert not fp32["passed"] and all(v["passed"] and not v["written"] for v in quantized)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.export.json"]
+
+
+def test_shipped_metadata_records_the_gates_and_validation(tmp_path, model, pixels, labels):
+    gates = Gates(int8_max_accuracy_drop=50.0)
+    report = run_export(job(model, pixels, labels, tmp_path, variants=("fp32", "int8"), gates=gates))
+    for entry in report["variants"]:
+        shipped = info(Path(entry["path"]))
+        assert shipped.validation == {"data": "synthetic (96 images)", **entry["validation"], "gates": gates.to_dict()}
+        assert shipped.labels == LABELS and shipped.dataset == "synthetic" and shipped.source_sha256 == "0" * 64
+    assert report["gates"] == gates.to_dict()
+
+
 # --- interrupted writes of the export's artifacts -------------------------------------------------------
 
 def fail_when_replacing(monkeypatch, suffix: str) -> list[str]:
@@ -251,6 +271,18 @@ def test_validate_refuses_a_different_keras_source(exported, tmp_path, monkeypat
     code, output = run_cli(monkeypatch, capsys, "validate", str(exported / "tiny.onnx"), "--keras",
                            str(tmp_path / "other.keras"), "--eval-data", str(exported / "images"))
     assert code == 1 and "was exported from a different Keras model" in " ".join(output.split())
+
+
+def test_revalidate_gates_an_int8_file_as_int8(tmp_path, model, pixels, labels):
+    """int8 differs from Keras by far more than fp32's 1e-4: judged as fp32 it would always fail."""
+    from edgecls.exporters.export import revalidate
+
+    generous = Gates(int8_max_accuracy_drop=50.0)
+    quant = QuantOptions(mode="static", float_stem=False)  # the tiny model's only conv is its stem: quantize it
+    run_export(job(model, pixels, labels, tmp_path, variants=("fp32", "int8"), gates=generous, quant=quant))
+    result = revalidate(tmp_path / "tiny.int8.onnx", model, EvalData(pixels, labels, "synthetic"), generous)
+    assert result["variant"] == "int8" and result["validation"]["max_abs_diff"] > 1e-4
+    assert result["passed"] and result["failures"] == []
 
 
 def test_revalidate_applies_the_gates_it_is_given(exported, model, pixels, labels):

@@ -50,6 +50,7 @@ def shadow_copy(dest: Path) -> None:
     shutil.copytree(REPO / "tests", dest / "tests", ignore=ignore)
     for name in ("README.md", "pyproject.toml"):
         shutil.copy(REPO / name, dest / name)
+    (dest / "artifacts").symlink_to(REPO / "artifacts", target_is_directory=True)  # read by tests, never written
 
 
 def shadow_path(module: str) -> str:
