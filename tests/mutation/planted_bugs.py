@@ -1,6 +1,6 @@
 """Plant realistic bugs one at a time (in a throw-away copy of the package) and check the tests catch each one.
 
-    nice -n 15 .venv/bin/python tests/mutation/planted_bugs.py
+    nice -n 15 .venv/bin/python tests/mutation/planted_bugs.py [--with-issue-list]
 
 A second, independent check next to run_mutation.py: these bugs sit in code the mutation run does not cover
 (export orchestration, training, the CLI) and are the kind a refactor introduces. Each bug names the tests
@@ -68,11 +68,36 @@ BUGS = [
      'validation={"data": job.eval_data.description, **r["validation"], "gates": job.gates.to_dict()},',
      'validation={"data": job.eval_data.description, **r["validation"]},', EXPORT_FAILURES),
 ]
+# The audit's bugs from issue 19 (most survived the suite before these tests), for comparison.
+ISSUE_BUGS = [
+    ("int8 accuracy drop sign flipped", "exporters/validate.py",
+     'result["accuracy_drop_pts"] = (keras_correct - correct) * 100 / n',
+     'result["accuracy_drop_pts"] = (correct - keras_correct) * 100 / n', "tests/unit/test_validate_unit.py"),
+    ("default int8 gate 5 points", "exporters/validate.py", "int8_max_accuracy_drop: float = 0.5",
+     "int8_max_accuracy_drop: float = 5.0", "tests/unit/test_validate_unit.py"),
+    ("fp32 max diff limit 1e-2", "exporters/validate.py", "fp32_max_abs_diff: float = 1e-4",
+     "fp32_max_abs_diff: float = 1e-2", "tests/unit/test_validate_unit.py"),
+    ("fp32 gate checks the mean", "exporters/validate.py", 'if result["max_abs_diff"] > gates.fp32_max_abs_diff:',
+     'if result["mean_abs_diff"] > gates.fp32_max_abs_diff:', "tests/unit/test_validate_unit.py"),
+    ("top-1 agreement check removed", "exporters/validate.py",
+     'if result["top1_agreement"] < gates.fp32_min_agreement:', "if False:", "tests/unit/test_validate_unit.py"),
+    ("fp16 gate disabled", "exporters/validate.py",
+     'limit = gates.fp16_max_accuracy_drop if variant == "fp16" else gates.int8_max_accuracy_drop',
+     'limit = float("inf") if variant == "fp16" else gates.int8_max_accuracy_drop', "tests/unit/test_validate_unit.py"),
+    ("metrics.json written in place", "toolkit/training/trainer.py", "write_json_atomic(artifacts.metrics_path, card)",
+     'artifacts.metrics_path.write_text(__import__("json").dumps(card))', TRAINING),
+    ("history.json written in place", "toolkit/training/trainer.py",
+     "write_json_atomic(artifacts.history_path, {key: history[key] for key in sorted(history)})",
+     'artifacts.history_path.write_text(__import__("json").dumps(history))', TRAINING),
+    ("export report written in place", "exporters/export.py", "write_json_atomic(report_path(job.out_dir, job.name), report)",
+     'report_path(job.out_dir, job.name).write_text(__import__("json").dumps(report))', EXPORT_FAILURES),
+]
 
 
 def main() -> None:
     missed = []
-    for what, module, old, new, tests in BUGS:
+    bugs = BUGS + (ISSUE_BUGS if "--with-issue-list" in sys.argv else [])
+    for what, module, old, new, tests in bugs:
         work = Path(tempfile.mkdtemp(prefix="edgecls-planted-"))
         try:
             shadow_copy(work)
@@ -94,7 +119,7 @@ def main() -> None:
                 missed.append(what)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{len(BUGS) - len(missed)}/{len(BUGS)} planted bugs caught")
+    print(f"\n{len(bugs) - len(missed)}/{len(bugs)} planted bugs caught")
     sys.exit(1 if missed else 0)
 
 
