@@ -75,7 +75,7 @@ def test_failure_at_any_step_leaves_previous_file(tmp_path, monkeypatch, where, 
 
         monkeypatch.setattr(atomic.os, "fdopen", FailingFile)
     else:
-        monkeypatch.setattr(atomic.os, {"fsync": "fsync", "chmod": "chmod", "replace": "replace"}[where], fail)
+        monkeypatch.setattr(atomic.os, where, fail)
     with pytest.raises(type(error)):
         write_bytes_atomic(target, b"x" * 100_000)
     monkeypatch.undo()
