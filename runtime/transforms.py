@@ -133,13 +133,21 @@ def _resample(work: Work, shape: tuple[int, int], scale_y: np.ndarray, scale_x: 
     # Whole-pixel shifts at scale 1 (data-set images, already the right size) are exact copies: gather them.
     shift_y, shift_x = work.box[:, 0] - offset_y, work.box[:, 1] - offset_x
     copy = (scale_y == 1) & (scale_x == 1) & (shift_y == np.round(shift_y)) & (shift_x == np.round(shift_x))
-    if copy.any():
-        iy = np.arange(oh)[None, :] + shift_y[copy, None].astype(int)  # (M, oh) source rows
-        ix = np.arange(oww)[None, :] + shift_x[copy, None].astype(int)
-        ok = ((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]
-        picked = px[np.flatnonzero(copy)[:, None, None], np.clip(iy, 0, h - 1)[:, :, None], np.clip(ix, 0, w - 1)[:, None, :]]
-        out[copy] = np.where(ok[..., None], picked, np.float32(fill))
     rest = ~copy
+    if (oh, oww) == (h, w):
+        same = copy & (shift_y == 0) & (shift_x == 0)
+        if same.any():  # nothing moves: the image itself
+            out[same] = px[same]
+            copy &= ~same
+    if copy.any():
+        iy = np.arange(oh)[None, :] + shift_y[copy, None].astype(np.intp)  # (M, oh) source rows
+        ix = np.arange(oww)[None, :] + shift_x[copy, None].astype(np.intp)
+        ok = ((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]
+        flat = (np.flatnonzero(copy)[:, None, None] * (h * w) + np.clip(iy, 0, h - 1)[:, :, None] * w
+                + np.clip(ix, 0, w - 1)[:, None, :])  # one gather from the (N*H*W, C) pixel table
+        picked = px.reshape(-1, c)[flat]
+        picked[~ok] = fill
+        out[copy] = picked
     if rest.any():
         box = work.box[rest]
         wy, in_y = _weights(oh, h, box[:, 0], scale_y[rest], offset_y[rest])
@@ -271,13 +279,14 @@ def fit(work: Work, shape: tuple[int, int], size: int, center: str, fill: float)
         luma = _luma(work.pixels)
         n, h, w = luma.shape
         ys, xs = np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5
-        in_y = (ys[None, :] >= work.box[:, :1]) & (ys[None, :] <= work.box[:, 2:3])  # (N, H)
-        in_x = (xs[None, :] >= work.box[:, 1:2]) & (xs[None, :] <= work.box[:, 3:4])  # (N, W)
-        mass = (luma * in_x[:, None, :]) * in_y[:, :, None]
-        total = mass.sum(axis=(1, 2), dtype=np.float64)
+        in_y = ((ys[None, :] >= work.box[:, :1]) & (ys[None, :] <= work.box[:, 2:3])).astype(np.float32)  # (N, H)
+        in_x = ((xs[None, :] >= work.box[:, 1:2]) & (xs[None, :] <= work.box[:, 3:4])).astype(np.float32)  # (N, W)
+        rows = np.matmul(luma, in_x[:, :, None])[..., 0] * in_y  # (N, H): ink per row inside the region
+        cols = np.matmul(in_y[:, None, :], luma)[:, 0] * in_x  # (N, W)
+        total = rows.sum(axis=1, dtype=np.float64)
         safe = np.where(total > 0, total, 1.0)
-        cy = np.where(total > 0, (mass.sum(axis=2) @ ys) / safe, cy)
-        cx = np.where(total > 0, (mass.sum(axis=1) @ xs) / safe, cx)
+        cy = np.where(total > 0, (rows @ ys) / safe, cy)
+        cx = np.where(total > 0, (cols @ xs) / safe, cx)
         target_y, target_x = oh // 2 + 0.5, ow // 2 + 0.5  # the centre pixel, (14, 14) on 28x28 as in MNIST
     else:
         target_y, target_x = oh / 2, ow / 2
