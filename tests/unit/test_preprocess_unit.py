@@ -189,6 +189,17 @@ def test_32_bit_mode_holding_16_bit_data_is_scaled_by_its_declared_depth():
     np.testing.assert_array_equal(to_pixels(img, InputSpec(1, 3, 1))[..., 0], [[0, 100, 255]])
 
 
+@pytest.mark.parametrize("orientation, expected", [(1, [0, 100, 127]), (3, [127, 100, 0])])
+def test_signed_16_bit_tiff_is_scaled_by_its_declared_depth(tmp_path, orientation, expected):
+    """Pillow opens a signed 16-bit TIFF (SampleFormat 2) in 32-bit mode I; BitsPerSample 16 says how to scale
+    it, also after the EXIF/TIFF orientation was applied (Pillow's upright copy dropped the tags)."""
+    path = tmp_path / "signed16.tif"
+    Image.fromarray(np.array([[0, 25700, 32767]], np.uint16)).save(path, tiffinfo={339: 2, 274: orientation})
+    with Image.open(path) as raw:
+        assert raw.mode == "I" and raw.tag_v2[258] == (16,) and raw.tag_v2[339] == (2,)
+    np.testing.assert_array_equal(load_pixels(path, InputSpec(1, 3, 1))[..., 0], [expected])
+
+
 @pytest.mark.parametrize("from_file", [False, True])
 def test_32_bit_mode_beyond_255_is_refused(tmp_path, from_file):
     # Issue 12: a mode-I image without a declared 16-bit depth (in memory, or a 32-bit TIFF) is scaled by bit
