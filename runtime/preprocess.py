@@ -68,7 +68,12 @@ def open_image(source: ImageSource) -> Image.Image:
         raise ImageError(name, "unsupported input type; give a path, bytes, a PIL image or a numpy array")
     try:
         if "exif" in image.info or image.format in _TAGGED_FORMATS:  # skip the EXIF parse when there is none
-            image = ImageOps.exif_transpose(image) or image
+            upright = ImageOps.exif_transpose(image) or image
+            if upright is not image:  # Pillow's copy drops what the file declares; convert_mode reads the bit
+                upright.format = image.format  # depth from it (a signed 16-bit TIFF opens in 32-bit mode I)
+                if hasattr(image, "tag_v2"):
+                    upright.tag_v2 = image.tag_v2
+            image = upright
         return image
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on broken EXIF
         raise ImageError(name, f"cannot read image data: {exc}") from None

@@ -33,7 +33,7 @@ BIN = Path(sys.executable).parent
 MODULES = {
     "exporters/validate.py": ["tests/unit/test_validate_unit.py"],
     "runtime/atomic.py": ["tests/unit/test_atomic_unit.py"],
-    "toolkit/cli/outputs.py": ["tests/unit/test_outputs_unit.py"],
+    "runtime/outputs.py": ["tests/unit/test_outputs_unit.py"],
     "runtime/files.py": ["tests/unit/test_files_unit.py"],
     "runtime/preprocess.py": ["tests/unit/test_preprocess_unit.py"],
     "runtime/metadata.py": ["tests/unit/test_metadata_unit.py"],

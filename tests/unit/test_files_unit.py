@@ -1,6 +1,6 @@
 """File discovery for `edgecls infer`: folders, globs, explicit files, hidden entries, order and laziness.
 
-Targets today's runtime/files.py (a helper is changing it concurrently; adapt after that merge)."""
+Targets runtime/files.py as hardened by issue 12 (symlinked folders followed once, skips reported)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecls.runtime.files import IMAGE_SUFFIXES, iter_image_files
+from edgecls.runtime.files import IMAGE_SUFFIXES, Skipped, iter_image_files
 
 
 @pytest.fixture()
@@ -39,14 +39,18 @@ def test_recursive_descends_after_the_folders_own_files(tree):
     assert found == ["a.JPG", "b.png", "weird.TIFF", "sub/z.webp", "sub/deep/y.tif"]
 
 
-def test_recursive_does_not_follow_symlinked_folders(tree, tmp_path):
+def test_recursive_follows_a_symlinked_folder_once_and_reports_the_loop(tree, tmp_path):
+    # Issue 12 (hardening) changed this on purpose: a symlinked folder is now followed (once, by device and
+    # inode), and a link back into the walk is reported through on_skip instead of being silently ignored.
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "o.png").write_bytes(b"x")
     (tree / "link").symlink_to(outside, target_is_directory=True)
     (tree / "loop").symlink_to(tree, target_is_directory=True)  # would recurse forever
-    found = [os.path.relpath(p, tree) for p in iter_image_files([tree], recursive=True)]
-    assert "link/o.png" not in found and not any(p.startswith("loop") for p in found)
+    skipped = []
+    found = [os.path.relpath(p, tree) for p in iter_image_files([tree], recursive=True, on_skip=skipped.append)]
+    assert found == ["a.JPG", "b.png", "weird.TIFF", "link/o.png", "sub/z.webp", "sub/deep/y.tif"]
+    assert skipped == [Skipped(str(tree / "loop"), "symlink loop (folder already visited)")]
 
 
 def test_explicit_files_are_kept_whatever_their_suffix(tree):

@@ -17,7 +17,10 @@ SPEC = InputSpec(48, 40, 3, layout="NCHW")
 FULL = ModelInfo(name="faces", variant="int8", labels=("a", "b", "c"), input_spec=SPEC, dataset="fer2013",
                  source_sha256="ab" * 32, versions={"onnx": "1.17", "opset": 17},
                  quantization={"method": "static", "calibration_images": 512},
-                 validation={"samples": 10, "accuracy": 0.9, "gates": {"int8_max_accuracy_drop": 0.5}})
+                 validation={"samples": 10, "accuracy": 0.9, "gates": {"int8_max_accuracy_drop": 0.5}},
+                 # the two keys the declared-preprocessing merge added; to_metadata leaves them out when empty
+                 preprocess=[{"op": "polarity", "background": "dark"}, {"op": "fit", "size": 20, "center": "mass"}],
+                 unsure={"min_confidence": 0.6, "statistic": "midtone_fraction", "max_statistic": 0.25})
 
 
 def _readme_metadata_keys() -> list[str]:
@@ -48,6 +51,18 @@ def test_to_metadata_exact_strings():
     assert json.loads(meta["edgecls.versions"]) == {"onnx": "1.17", "opset": 17}
     assert json.loads(meta["edgecls.quantization"])["calibration_images"] == 512
     assert json.loads(meta["edgecls.validation"])["gates"] == {"int8_max_accuracy_drop": 0.5}
+    assert meta["edgecls.preprocess"] == ('[{"op": "polarity", "background": "dark"}, '
+                                          '{"op": "fit", "size": 20, "center": "mass"}]')
+    assert json.loads(meta["edgecls.unsure"]) == {"min_confidence": 0.6, "statistic": "midtone_fraction",
+                                                  "max_statistic": 0.25}
+
+
+def test_models_without_declared_preprocessing_or_unsure_rule_omit_those_keys():
+    """Absent keys are how older models (stretch resize, never unsure) are told apart; empty is not written."""
+    minimal = ModelInfo(name="m", variant="fp32", labels=("x",), input_spec=InputSpec(8, 8, 1))
+    meta = minimal.to_metadata()
+    assert sorted(meta) == sorted(PREFIX + k for k in KEYS if k not in ("preprocess", "unsure"))
+    assert minimal.preprocess == () and minimal.unsure == {}
 
 
 def test_round_trip_is_exact():
@@ -77,7 +92,7 @@ def test_not_an_edgecls_model(missing):
         ModelInfo.from_metadata(meta, "m.onnx")
 
 
-@pytest.mark.parametrize("key", ["labels", "input", "versions", "quantization", "validation"])
+@pytest.mark.parametrize("key", ["labels", "input", "versions", "quantization", "validation", "preprocess", "unsure"])
 def test_broken_json_names_the_file_and_key(key):
     meta = {**FULL.to_metadata(), PREFIX + key: "{not json"}
     with pytest.raises(EdgeclsError, match=rf"^m\.onnx: metadata edgecls\.{key} is not valid JSON$"):
@@ -96,9 +111,12 @@ def test_default_source_name_in_errors():
 
 
 def test_bad_input_spec_is_refused():
+    # Issue 12 (hardening) moved this check to runtime/model_check.py on purpose: a bad model is now a user-facing
+    # EdgeclsError naming the file and the field (was a bare ValueError from InputSpec, i.e. a traceback).
     meta = {**FULL.to_metadata(), "edgecls.input": json.dumps({"height": 4, "width": 4, "channels": 2})}
-    with pytest.raises(ValueError, match="channels must be 1 or 3"):
-        ModelInfo.from_metadata(meta)
+    with pytest.raises(EdgeclsError, match=r"^m\.onnx: invalid model: metadata edgecls\.input\.channels is 2; "
+                                           r"must be 1 \(grey\) or 3 \(RGB\)$"):
+        ModelInfo.from_metadata(meta, "m.onnx")
 
 
 def test_model_info_is_immutable():

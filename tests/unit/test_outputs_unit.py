@@ -1,6 +1,7 @@
 """`edgecls infer` writers, on hand-made results: exact CSV / JSON / JSON Lines text, errors and top-k padding.
 
-Targets today's toolkit/cli/outputs.py (a helper is moving it into the library; adapt the import then)."""
+Targets runtime/outputs.py, where issue 12 moved the writers (toolkit/cli/outputs.py only re-exports them).
+Since the declared-preprocessing merge every row carries `unsure` (CSV: a column just before `error`)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ import json
 import numpy as np
 import pytest
 
-from edgecls.cli.outputs import FORMATS, Writer, result_dict
+from edgecls.runtime.outputs import FORMATS, Writer, result_dict
 from edgecls.runtime.classifier import Prediction
 from edgecls.runtime.stream import Result
 
 
-def _ok(path: str, top: list[tuple[str, float]]) -> Result:
+def _ok(path: str, top: list[tuple[str, float]], unsure: bool = False) -> Result:
     probs = np.array([s for _, s in top], dtype=np.float32)
-    return Result(path, Prediction(label=top[0][0], index=0, score=top[0][1], top_k=tuple(top), probabilities=probs))
+    return Result(path, Prediction(label=top[0][0], index=0, score=top[0][1], top_k=tuple(top), probabilities=probs,
+                                   unsure=unsure))
 
 
 GOOD = _ok("a.png", [("cat", 0.8765432), ("dog", 0.1234567), ("eel", 0.0000001)])
-SHORT = _ok("b.png", [("dog", 1.0)])  # fewer labels than the asked top-k
+SHORT = _ok("b.png", [("dog", 1.0)], unsure=True)  # fewer labels than the asked top-k; flagged unsure
 BAD = Result("c.png", None, "not an image")
 
 
@@ -36,6 +38,12 @@ def _write(fmt: str, results, top_k: int = 1) -> str:
     return fh.getvalue()
 
 
+def test_cli_module_re_exports_the_library_writers():
+    from edgecls.cli import outputs as cli_outputs
+
+    assert (cli_outputs.FORMATS, cli_outputs.Writer, cli_outputs.result_dict) == (FORMATS, Writer, result_dict)
+
+
 def test_formats():
     assert FORMATS == ("table", "csv", "json", "jsonl")
     with pytest.raises(ValueError, match="no streaming writer for 'table'"):
@@ -45,24 +53,28 @@ def test_formats():
 def test_result_dict():
     assert result_dict(GOOD) == {"path": "a.png", "label": "cat", "score": 0.876543,
                                  "top_k": [{"label": "cat", "score": 0.876543}, {"label": "dog", "score": 0.123457},
-                                           {"label": "eel", "score": 0.0}], "error": None}
-    assert result_dict(BAD) == {"path": "c.png", "label": None, "score": None, "top_k": [], "error": "not an image"}
+                                           {"label": "eel", "score": 0.0}], "unsure": False, "error": None}
+    assert result_dict(SHORT)["unsure"] is True
+    assert result_dict(BAD) == {"path": "c.png", "label": None, "score": None, "top_k": [], "unsure": None,
+                                "error": "not an image"}
+    assert list(result_dict(GOOD)) == ["path", "label", "score", "top_k", "unsure", "error"]  # key order = CSV's
 
 
 def test_csv_top1_exact_text():
-    text = _write("csv", [GOOD, BAD])
-    assert text == "path,label,score,error\r\na.png,cat,0.876543,\r\nc.png,,,not an image\r\n"
+    text = _write("csv", [GOOD, SHORT, BAD])
+    assert text == ("path,label,score,unsure,error\r\na.png,cat,0.876543,false,\r\nb.png,dog,1.000000,true,\r\n"
+                    "c.png,,,,not an image\r\n")
 
 
 def test_csv_topk_header_padding_and_errors():
     rows = list(csv.reader(io.StringIO(_write("csv", [GOOD, SHORT, BAD], top_k=3))))
     assert rows == [
-        ["path", "label", "score", "label_2", "score_2", "label_3", "score_3", "error"],
-        ["a.png", "cat", "0.876543", "dog", "0.123457", "eel", "0.000000", ""],
-        ["b.png", "dog", "1.000000", "", "", "", "", ""],
-        ["c.png", "", "", "", "", "", "", "not an image"],
+        ["path", "label", "score", "label_2", "score_2", "label_3", "score_3", "unsure", "error"],
+        ["a.png", "cat", "0.876543", "dog", "0.123457", "eel", "0.000000", "false", ""],
+        ["b.png", "dog", "1.000000", "", "", "", "", "true", ""],
+        ["c.png", "", "", "", "", "", "", "", "not an image"],
     ]
-    assert {len(r) for r in rows} == {8}  # every row as wide as the header
+    assert {len(r) for r in rows} == {9}  # every row as wide as the header
 
 
 def test_csv_quotes_awkward_paths():

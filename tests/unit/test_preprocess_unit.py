@@ -1,6 +1,7 @@
 """Preprocessing on synthetic images (no data set): exact pixels for every input form, mode and failure.
 
-Targets today's runtime/preprocess.py (the lead is adding declared transforms; adapt after that merge)."""
+Targets runtime/preprocess.py after issue 12 (hardening): 16-bit data is scaled by its bit depth (never by its
+content), integer arrays outside 0-255 are refused with a clear error, files are opened with os.open."""
 
 from __future__ import annotations
 
@@ -49,10 +50,13 @@ def test_every_source_form_gives_identical_pixels(tmp_path):
     expected = RAMP[..., None]
     for source in (path, str(path), path.read_bytes(), bytearray(path.read_bytes()), Image.fromarray(RAMP),
                    RAMP, RAMP[..., None], RAMP.astype(np.float32) / 255.0, RAMP.astype(np.float64),
-                   RAMP.astype(np.uint16), np.stack([RAMP] * 3, -1), np.stack([RAMP] * 3, 0)):
+                   RAMP.astype(np.uint16) * 257, np.stack([RAMP] * 3, -1), np.stack([RAMP] * 3, 0)):
         out = load_pixels(source, GREY)
         assert out.dtype == np.uint8 and out.shape == (4, 6, 1), describe(source)
         np.testing.assert_array_equal(out, expected, err_msg=describe(source))
+    # Issue 12: uint16 is 16-bit data whatever its content (was: 0-255 when no value exceeded 255), so the
+    # same ramp held in the low byte of 16 bits is a near-black image and must stay one.
+    np.testing.assert_array_equal(load_pixels(RAMP.astype(np.uint16), GREY), np.zeros((4, 6, 1), np.uint8))
 
 
 def test_array_in_model_shape_is_passed_through_without_copy():
@@ -107,9 +111,12 @@ def test_dtype_scaling():
     np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[1.0, 1.0]]))), [[255, 255]])  # all-ones: 0-1
     np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[True, False]]))), [[255, 0]])
     np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[0, 255, 256, 65535]], np.uint16))),
-                                  [[0, 0, 0, 255]])  # any value > 255: 16-bit data, scaled by 1/257
+                                  [[0, 0, 0, 255]])  # uint16: 16-bit data, scaled by 1/257 (by bit depth)
     np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[0, 100, 255]], np.int32))), [[0, 100, 255]])
-    np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[-5, 7]], np.int16))), [[0, 7]])
+    # Issue 12: other integer arrays hold 0-255 values; a negative one is refused (was clipped to 0)
+    with pytest.raises(ImageError, match=r"^<array>: int16 pixels outside 0-255; give uint8, or uint16 for 16-bit "
+                                         r"images$"):
+        array_to_image(np.array([[-5, 7]], np.int16))
     np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[-1.0, 0.5]]))), [[0, 128]])
 
 
@@ -166,13 +173,49 @@ def test_float_mode_in_pixel_range():
     np.testing.assert_array_equal(to_pixels(img, InputSpec(1, 3, 1))[..., 0], [[0, 100, 255]])
 
 
-@pytest.mark.parametrize("mode", ["I;16", "I"])
-def test_wide_modes_are_scaled_not_clipped(mode):
-    values = np.array([[0, 257 * 100, 65535]], np.uint16)
-    img = Image.fromarray(values.astype(np.int32 if mode == "I" else np.float32 if mode == "F" else np.uint16),
-                          mode=mode if mode != "I;16" else None)
-    assert img.mode == mode
+WIDE = np.array([[0, 257 * 100, 65535]], np.uint16)
+
+
+def test_16_bit_mode_is_scaled_not_clipped():
+    img = Image.fromarray(WIDE)
+    assert img.mode == "I;16"
     np.testing.assert_array_equal(to_pixels(img, InputSpec(1, 3, 1))[..., 0], [[0, 100, 255]])
+
+
+def test_32_bit_mode_holding_16_bit_data_is_scaled_by_its_declared_depth():
+    """Older Pillow opens 16-bit PNGs in mode I (32-bit); the PNG format says the data is 16-bit."""
+    img = Image.fromarray(WIDE.astype(np.int32), mode="I")
+    img.format = "PNG"  # as Image.open sets it
+    np.testing.assert_array_equal(to_pixels(img, InputSpec(1, 3, 1))[..., 0], [[0, 100, 255]])
+
+
+@pytest.mark.parametrize("orientation, expected", [(1, [0, 100, 127]), (3, [127, 100, 0])])
+def test_signed_16_bit_tiff_is_scaled_by_its_declared_depth(tmp_path, orientation, expected):
+    """Pillow opens a signed 16-bit TIFF (SampleFormat 2) in 32-bit mode I; BitsPerSample 16 says how to scale
+    it, also after the EXIF/TIFF orientation was applied (Pillow's upright copy dropped the tags)."""
+    path = tmp_path / "signed16.tif"
+    Image.fromarray(np.array([[0, 25700, 32767]], np.uint16)).save(path, tiffinfo={339: 2, 274: orientation})
+    with Image.open(path) as raw:
+        assert raw.mode == "I" and raw.tag_v2[258] == (16,) and raw.tag_v2[339] == (2,)
+    np.testing.assert_array_equal(load_pixels(path, InputSpec(1, 3, 1))[..., 0], [expected])
+
+
+@pytest.mark.parametrize("from_file", [False, True])
+def test_32_bit_mode_beyond_255_is_refused(tmp_path, from_file):
+    # Issue 12: a mode-I image without a declared 16-bit depth (in memory, or a 32-bit TIFF) is scaled by bit
+    # depth, never by content, so values beyond 255 are refused with a clear error (were guessed to be 16-bit).
+    img = Image.fromarray(WIDE.astype(np.int32), mode="I")
+    source = img
+    if from_file:
+        source = tmp_path / "wide.tif"
+        img.save(source)
+        with Image.open(source) as saved:
+            assert saved.mode == "I" and saved.tag_v2[258] == (32,)  # a real 32-bit TIFF
+    with pytest.raises(ImageError, match="^" + re.escape(f"{describe(source)}: int32 pixels outside 0-255; give "
+                                                         "uint8, or uint16 for 16-bit images") + "$"):
+        load_pixels(source, InputSpec(1, 3, 1))
+    ok = Image.fromarray(np.array([[0, 100, 255]], np.int32), mode="I")  # 0-255 values in mode I are taken as-is
+    np.testing.assert_array_equal(to_pixels(ok, InputSpec(1, 3, 1))[..., 0], [[0, 100, 255]])
 
 
 def test_cmyk_converts():
@@ -219,18 +262,20 @@ def test_missing_empty_folder_and_unreadable(tmp_path):
 
 
 def test_permission_denied(tmp_path, monkeypatch):
-    import builtins
+    # Issue 12 opens image files with os.open (O_NONBLOCK, regular files only) instead of builtins.open, so the
+    # denial is injected there (chmod cannot deny root). The file exists: only the permission can fail it.
+    real_open = os.open
+    path = tmp_path / "locked.png"
+    path.write_bytes(_png(Image.fromarray(RAMP)))
 
-    real_open = builtins.open
+    def denied(file, *a, **k):
+        if os.fspath(file).endswith("locked.png"):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *a, **k)
 
-    def denied(path, *a, **k):
-        if str(path).endswith("locked.png"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *a, **k)
-
-    monkeypatch.setattr(builtins, "open", denied)
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(ImageError, match=r"locked\.png: unreadable: Permission denied$"):
-        load_pixels(tmp_path / "locked.png", GREY)
+        load_pixels(path, GREY)
 
 
 def test_oversized_file_refused_before_decoding(tmp_path, monkeypatch):
@@ -386,8 +431,13 @@ def test_float_arrays_just_above_one_are_0_to_255():
     np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[0.0, 1.5, 2.0]]))), [[0, 2, 2]])
 
 
-def test_integer_arrays_just_above_255_are_16_bit():
-    np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[0, 255, 256]], np.int32))), [[0, 0, 0]])
+def test_integer_arrays_just_above_255_are_refused_uint16_is_16_bit():
+    # Issue 12: an int32 array with a 256 is refused (was taken as 16-bit data); only uint16 means 16-bit.
+    with pytest.raises(ImageError, match=r"^<array>: int32 pixels outside 0-255; give uint8, or uint16 for 16-bit "
+                                         r"images$"):
+        array_to_image(np.array([[0, 255, 256]], np.int32))
+    np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[0, 255, 256]], np.uint16))), [[0, 0, 0]])
+    np.testing.assert_array_equal(np.asarray(array_to_image(np.array([[0, 255]], np.int32))), [[0, 255]])
 
 
 def test_partial_alpha_on_black_is_exact():
@@ -438,6 +488,10 @@ def test_four_dimensional_arrays_are_refused_as_given():
         array_to_image(np.zeros((3, 2, 2, 5), np.uint8))
 
 
-def test_wide_integers_are_clipped_into_range():
-    out = np.asarray(array_to_image(np.array([[-300, 1000, 70000]], np.int32)))
-    np.testing.assert_array_equal(out, [[0, 3, 255]])  # negative -> 0; beyond 16 bits -> 255 (no wrap-around)
+@pytest.mark.parametrize("values", [[-300, 1000, 70000], [-1, 0], [0, 256]])
+def test_wide_integers_are_refused_not_clipped(values):
+    # Issue 12: integers outside 0-255 are refused with the dtype named (were clipped: -300 -> 0, 70000 -> 255),
+    # never wrapped around either.
+    with pytest.raises(ImageError, match=r"^arr: int64 pixels outside 0-255; give uint8, or uint16 for 16-bit "
+                                         r"images$"):
+        array_to_image(np.array([values], np.int64), "arr")
