@@ -72,8 +72,15 @@ def bench(
     if card is not None:
         from ..data import load_dataset
 
+        from ..exporting import declared_pipeline
+        from ..runtime.spec import InputSpec
+
         test = limit_split(load_dataset(card["dataset"], data_dir).test, limit, 1337)
         x, y, dataset = test.x, test.y, f"{card['dataset']} {card['test']['split']}"
+        pipeline = declared_pipeline(name, card, None)
+        if pipeline.declared:  # accuracy as users get it: through the model's declared preprocessing
+            spec = InputSpec.from_dict(card["input_spec"])
+            x = pipeline(x, (spec.height, spec.width))
     else:
         import numpy as np
 
