@@ -42,8 +42,10 @@ def print_variants(rows: list[dict[str, Any]], title: str) -> None:
             gate = Text.assemble(("pass", "green"), ("" if r.get("written", True) else " (not written)", "dim"))
         else:
             gate = Text.assemble(("FAIL", "red"), " " + "; ".join(r["failures"]))
+        num = lambda key, fmt: format(v[key], fmt) if key in v else "n/a"  # noqa: E731
+        agreement = f"{v['top1_agreement'] * 100:.2f}%" if "top1_agreement" in v else "n/a"
         table.add_row(Text(r["variant"]), f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
-                      f"{v['top1_agreement'] * 100:.2f}%", f"{v['max_abs_diff']:.1e}", f"{v['mean_abs_diff']:.1e}", gate)
+                      agreement, num("max_abs_diff", ".1e"), num("mean_abs_diff", ".1e"), gate)
     print_table(table)
 
 
@@ -64,6 +66,15 @@ def export(
     preprocess: Optional[str] = typer.Option(
         None, "--preprocess", help="Declared preprocessing: a preset (digits, silhouette, photo, stretch) or a JSON "
         "list of steps. Default: what the model was trained with."),
+    image_size: Optional[str] = typer.Option(
+        None, "--image-size", help="HEIGHTxWIDTH to export a model that takes any image size (e.g. 224x224)."),
+    head: Optional[str] = typer.Option(
+        None, "--head", help="What the model outputs, if detection is wrong: probabilities | logits | multilabel | "
+        "multilabel-logits | binary | binary-logit."),
+    custom_objects: Optional[str] = typer.Option(
+        None, "--custom-objects", help="A .py file or importable module defining the model's custom layers/classes."),
+    unsafe: bool = typer.Option(
+        False, "--unsafe", help="Load Lambda layers' Python code from the file (only for files you trust)."),
     max_diff: float = GateOptions["max_diff"],
     min_agreement: float = GateOptions["min_agreement"],
     max_int8_drop: float = GateOptions["max_int8_drop"],
@@ -74,6 +85,7 @@ def export(
     """Convert to ONNX, validate every variant against Keras, write only what passes its gate."""
     from ..exporters.errors import GateError
     from ..exporters.export import run_export
+    from ..exporters.convert import parse_image_size
     from ..exporters.quantize import QuantOptions
     from ..exporting import prepare_job
 
@@ -83,6 +95,7 @@ def export(
         eval_data=eval_data, labels_file=labels, eval_limit=eval_limit, out_dir=out, opset=opset,
         quant=QuantOptions(mode=quant, calibration=calib_method, calib_size=calib_size),
         gates=_gates(max_diff, min_agreement, max_int8_drop), preprocess=preprocess,
+        image_size=parse_image_size(image_size), head=head, custom_objects=custom_objects, unsafe=unsafe,
     )
     for note in notes:
         say((note, "yellow"))
@@ -100,6 +113,9 @@ def export(
         print(json.dumps(report, indent=2))
         return
     print_variants(report["variants"], f"{job.name}: validated on {job.eval_data.description}")
+    say("output: ", f"{report['output']} ({report['output_detected_from']})")
+    if report.get("int8_speed"):
+        say(("int8: ", "bold"), report["int8_speed"]["verdict"], (" (measured now, on this machine)", "dim"))
     for r in report["variants"]:
         if r["written"]:
             say(("wrote ", "green"), r["path"])
