@@ -122,7 +122,7 @@ def _unsupported_ops(proto) -> list[str]:
         if not onnx.defs.has(node.op_type, domain):
             layer = node.name.split("/")[1] if node.name.count("/") >= 2 else node.name
             bad.setdefault(node.op_type, layer)
-    return [f"{op} (in layer {layer})" for op, layer in sorted(bad.items())]
+    return [f"{op} (in {layer})" for op, layer in sorted(bad.items())]
 
 
 def _rewrite_erfc(proto) -> int:

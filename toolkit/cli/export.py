@@ -9,20 +9,22 @@ from typing import Any, Optional
 import typer
 
 from ..formatting import percent
-from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, print_table, say
+from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
 
 
-def _gates(max_diff: float, min_agreement: float, max_int8_drop: float):
+def _gates(max_diff: float, min_agreement: float, max_int8_drop: float, min_int8_agreement: Optional[float] = None):
     from ..exporters.validate import Gates
 
+    extra = {} if min_int8_agreement is None else {"int8_min_agreement": min_int8_agreement / 100}
     return Gates(fp32_min_agreement=min_agreement / 100, fp32_max_abs_diff=max_diff,
-                 int8_max_accuracy_drop=max_int8_drop)
+                 int8_max_accuracy_drop=max_int8_drop, **extra)
 
 
 GateOptions = dict(
     max_diff=typer.Option(1e-4, "--max-diff", help="fp32 gate: max abs difference of probabilities vs Keras."),
     min_agreement=typer.Option(100.0, "--min-agreement", help="fp32 gate: top-1 agreement with Keras, percent."),
     max_int8_drop=typer.Option(0.5, "--max-int8-drop", help="int8 gate: max accuracy drop vs Keras, points."),
+    min_int8_agreement=typer.Option(93.0, "--min-int8-agreement", help="int8 gate: top-1 agreement with Keras, percent."),
 )
 
 
@@ -78,6 +80,7 @@ def export(
     max_diff: float = GateOptions["max_diff"],
     min_agreement: float = GateOptions["min_agreement"],
     max_int8_drop: float = GateOptions["max_int8_drop"],
+    min_int8_agreement: float = GateOptions["min_int8_agreement"],
     as_json: bool = JsonOption,
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
@@ -94,11 +97,11 @@ def export(
         target, variants=variants, artifacts=artifacts, data_dir=data_dir, calib_data=calib_data,
         eval_data=eval_data, labels_file=labels, eval_limit=eval_limit, out_dir=out, opset=opset,
         quant=QuantOptions(mode=quant, calibration=calib_method, calib_size=calib_size),
-        gates=_gates(max_diff, min_agreement, max_int8_drop), preprocess=preprocess,
+        gates=_gates(max_diff, min_agreement, max_int8_drop, min_int8_agreement), preprocess=preprocess,
         image_size=parse_image_size(image_size), head=head, custom_objects=custom_objects, unsafe=unsafe,
     )
-    for note in notes:
-        say((note, "yellow"))
+    for note in notes:  # on stderr with --json, so stdout stays one JSON document
+        say((note, "yellow"), target=err_console if as_json else None)
     log = (lambda m: None) if as_json else (lambda m: say((m, "dim")))
     try:
         report = run_export(job, on_log=log)
