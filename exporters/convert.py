@@ -67,13 +67,7 @@ def parse_image_size(text: Optional[str]) -> Optional[tuple[int, int]]:
 
 def model_input(model: Any, image_size: Optional[tuple[int, int]] = None) -> ModelInput:
     """The image input of a Keras classifier and its layout, or one clear line saying why it is not one."""
-    inputs = model.inputs if getattr(model, "inputs", None) else None
-    if inputs is None:
-        raise ExportError(f"model {model.name!r} has no known input shape (a subclassed model never called); "
-                          "build it (call it once on a batch) before saving")
-    if len(inputs) != 1:
-        raise ExportError(f"model {model.name!r} has {len(inputs)} inputs; an image classifier takes one")
-    shape = tuple(inputs[0].shape)
+    shape = _input_shape(model)
     if len(shape) == 3:  # (N, H, W): grey images without a channel axis
         layout, (h, w), c = "no_channel", shape[1:], 1
     elif len(shape) == 4:
@@ -96,10 +90,35 @@ def model_input(model: Any, image_size: Optional[tuple[int, int]] = None) -> Mod
     if h is None or w is None:
         raise ExportError(f"model {model.name!r} takes any image size (input shape {shape}); "
                           "give the size to export with --image-size HEIGHTxWIDTH, e.g. --image-size 224x224")
-    outputs = model.outputs
-    if len(outputs) != 1 or len(outputs[0].shape) != 2:
+    outputs = _graph_outputs(model)
+    if outputs is not None and (len(outputs) != 1 or len(outputs[0].shape) != 2):
         raise ExportError(f"model {model.name!r} output is not a single (N, classes) tensor")
     return ModelInput(InputSpec(int(h), int(w), int(c)), layout)
+
+
+def _graph_outputs(model: Any):
+    try:
+        return model.outputs or None
+    except AttributeError:  # a subclassed model has no symbolic outputs
+        return None
+
+
+def _input_shape(model: Any) -> tuple:
+    """A functional/Sequential model's input shape, or a subclassed model's from the shape it was built with."""
+    try:
+        inputs = model.inputs
+    except AttributeError:
+        inputs = None
+    if inputs:
+        if len(inputs) != 1:
+            raise ExportError(f"model {model.name!r} has {len(inputs)} inputs; an image classifier takes one")
+        return tuple(inputs[0].shape)
+    config = model.get_build_config() if hasattr(model, "get_build_config") else None
+    shape = (config or {}).get("input_shape")
+    if not shape or not isinstance(shape, (list, tuple)) or isinstance(shape[0], (list, tuple, dict)):
+        raise ExportError(f"model {model.name!r} has no known input shape (a subclassed model that was never "
+                          "called, or one with several inputs); call it once on an image batch before saving")
+    return tuple(shape)
 
 
 def image_input_spec(model: Any, image_size: Optional[tuple[int, int]] = None) -> InputSpec:
