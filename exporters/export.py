@@ -202,7 +202,7 @@ def convert(job: ExportJob, on_log: Callable[[str], None]) -> Converted:
                           f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
     kind, reason = detect_head(job.model, reference, job.head)
     width = output_width(kind, len(job.labels))
-    if reference.shape[1] != width:
+    if reference.shape[1] != width or (kind.startswith("binary") and len(job.labels) != 2):
         raise ExportError(f"model {job.name!r} has {reference.shape[1]} outputs ({kind} head) but {len(job.labels)} "
                           f"labels were given" + ("; a one-unit binary head needs two labels (negative, positive)"
                                                   if kind.startswith("binary") else ""))
