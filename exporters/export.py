@@ -309,18 +309,36 @@ class _Validator:
 
 
 def validate_variants(job: ExportJob, conv: Converted, built: list[Candidate], unsure_rule, on_log) -> list[Candidate]:
+    """Validate every built variant. In auto mode a static int8 that misses its gates goes through accuracy
+    control (other calibrations, then the most sensitive nodes kept in float); dynamic int8 is the last resort."""
     check = _Validator(job, conv, unsure_rule)
     out = [check(c) for c in built]
     static = next((c for c in out if c.variant == "int8"), None)
-    if static is not None and static.failures and job.quant.mode == "auto":
-        on_log("static int8 failed its gate; trying dynamic int8")
+    if static is None or not static.failures or job.quant.mode != "auto" or static.data is None:
+        return out
+    if job.calib_pixels is not None and not any(f.gate in ("size", "disjoint_data") for f in static.failures):
+        from .int8_control import accuracy_controlled_int8
+
+        make = lambda data, quantization: check(Candidate("int8", data, quantization))  # noqa: E731
         try:
-            dynamic = check(_dynamic(conv))
-        except Exception as exc:  # noqa: BLE001
-            dynamic = Candidate("int8-dynamic", None, failures=[GateFailure("build", f"could not be built: {exc}")])
-        if not dynamic.failures:
-            static.superseded = True  # the static attempt stays in the report, the dynamic one ships
-        out.insert(out.index(static) + 1, dynamic)
+            controlled = accuracy_controlled_int8(static, conv.fp32, job.calib_pixels, conv.spec, job.quant, make, on_log)
+        except Exception as exc:  # noqa: BLE001 - a search step failed: keep the plain static result
+            on_log(f"int8 accuracy control stopped: {type(exc).__name__}: {exc}")
+            controlled = static
+        if controlled is not static:
+            static.superseded = True  # the plain attempt stays in the report
+            out.insert(out.index(static) + 1, controlled)
+            static = controlled
+        if not controlled.failures:
+            return out
+    on_log("static int8 failed its gate; trying dynamic int8")
+    try:
+        dynamic = check(_dynamic(conv))
+    except Exception as exc:  # noqa: BLE001
+        dynamic = Candidate("int8-dynamic", None, failures=[GateFailure("build", f"could not be built: {exc}")])
+    if not dynamic.failures:
+        static.superseded = True
+    out.insert(out.index(static) + 1, dynamic)
     return out
 
 
