@@ -58,6 +58,38 @@ class ModelArtifacts:
         return json.loads(self.metrics_path.read_text())
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """A model the user named: its .keras file, export name, model card (zoo models) and output folder."""
+
+    keras_path: Path
+    name: str
+    card: Optional[dict[str, Any]]
+    directory: Path
+
+    def variant_files(self) -> dict[str, Path]:
+        """Where each exported variant lives (the exporters' variant table decides the suffixes)."""
+        from .exporters.export import VARIANT_TABLE
+
+        return {v.name: self.directory / f"{self.name}{v.suffix}" for v in VARIANT_TABLE.values()}
+
+
+def resolve_source(target: str, root: Optional[config.PathLike] = None) -> ModelSource:
+    """A zoo name (artifacts/<name>/model.keras + metrics.json) or a path to a .keras file -> ModelSource.
+    The one resolver `export` and `bench` use, so both find the same files for the same argument."""
+    path = Path(target)
+    if path.suffix == ".keras" or path.is_file():
+        if not path.is_file():
+            raise ModelNotFoundError(f"{path}: no such file")
+        return ModelSource(path, path.stem, None, path.parent)
+    art = ModelArtifacts.for_name(target, root)
+    card = art.read_card()
+    if card is None or not art.keras_path.is_file():
+        raise ModelNotFoundError(f"no trained model {target!r} at {art.directory} and no such .keras file; "
+                                 f"train it first (`edgecls train {target}`)")
+    return ModelSource(art.keras_path, target, card, art.directory)
+
+
 def save_keras_atomic(model, path: Path) -> None:
     """Keras insists on a .keras suffix, so the temp file gets one too before the rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

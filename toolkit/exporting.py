@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import config
-from .artifacts import ModelArtifacts, load_keras_model, sha256_file
+from .artifacts import ModelArtifacts, load_keras_model, resolve_source, sha256_file
 from .errors import DataError, ModelNotFoundError
 from .exporters.errors import ExportError
 from .exporters.export import EvalData, ExportJob
@@ -79,20 +79,8 @@ def prepare_job(
     from .exporters.convert import image_input_spec
 
     notes: list[str] = []
-    path = Path(target)
-    card: Optional[dict[str, Any]] = None
-    if path.suffix == ".keras" or path.is_file():
-        keras_path, name = path, path.stem
-        default_out = path.parent
-    else:
-        art = ModelArtifacts.for_name(target, artifacts)
-        card = art.read_card()
-        if card is None or not art.keras_path.is_file():
-            raise ModelNotFoundError(f"no trained model {target!r} at {art.directory} and no such .keras file; "
-                                     f"train it first (`edgecls train {target}`)")
-        keras_path, name, default_out = art.keras_path, target, art.directory
-    if not keras_path.is_file():
-        raise ExportError(f"{keras_path}: no such file")
+    source = resolve_source(target, artifacts)
+    keras_path, name, card, default_out = source.keras_path, source.name, source.card, source.directory
     objects = None
     if custom_objects:
         from .custom_objects import import_custom_objects
