@@ -39,6 +39,8 @@ def test_zoo_model_round_trip(name, tmp_path, data_dir):
     fp32, int8 = report["variants"]
     assert fp32["validation"]["top1_agreement"] == 1.0 and fp32["validation"]["max_abs_diff"] <= 1e-4
     assert int8["validation"]["accuracy_drop_pts"] <= 0.5 and int8["size_bytes"] < fp32["size_bytes"]
+    speed = report["int8_speed"]  # measured fp32 vs int8 on this machine, with a plain verdict
+    assert speed["fp32"]["latency_ms"] > 0 and speed["int8"]["throughput_ips"] > 0 and "x smaller" in speed["verdict"]
     info = _info(tmp_path / f"{name}.int8.onnx")
     card = json.loads((REPO / "artifacts" / name / "metrics.json").read_text())
     assert info.labels == tuple(card["classes"]) and info.variant == "int8"

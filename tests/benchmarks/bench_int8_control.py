@@ -67,6 +67,11 @@ def main() -> None:
                   f"{'pass' if v['passed'] else 'FAIL: ' + '; '.join(v['failures'])} |")
             if floats:
                 print(f"|  | kept in float: {', '.join(floats)} | | | | | | | | |")
+            for a in q.get("accuracy_control", {}).get("attempts", []):
+                drop = a["accuracy_drop_pts"]
+                print(f"|  | attempt | {a['calibration']} | {a['float_nodes']} | "
+                      f"{'n/a' if drop is None else format(drop, '.2f')} | "
+                      f"{(a['top1_agreement'] or 0) * 100:.2f}% | | | | {'pass' if not a['failures'] else 'fail'} |")
 
 
 if __name__ == "__main__":

@@ -39,14 +39,16 @@ def print_variants(rows: list[dict[str, Any]], title: str) -> None:
         v = r["validation"]
         acc = lambda key: f"{v[key] * 100:.2f}%" if key in v else "n/a"  # noqa: E731
         if r.get("superseded"):
-            gate = Text("replaced by dynamic", style="yellow")
+            gate = Text("superseded by a later attempt below", style="yellow")
         elif r["passed"]:
             gate = Text.assemble(("pass", "green"), ("" if r.get("written", True) else " (not written)", "dim"))
         else:
             gate = Text.assemble(("FAIL", "red"), " " + "; ".join(r["failures"]))
         num = lambda key, fmt: format(v[key], fmt) if key in v else "n/a"  # noqa: E731
         agreement = f"{v['top1_agreement'] * 100:.2f}%" if "top1_agreement" in v else "n/a"
-        table.add_row(Text(r["variant"]), f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
+        floats = len(r.get("quantization", {}).get("float_nodes", []))
+        name = r["variant"] + (f" ({floats} nodes float)" if floats else "")
+        table.add_row(Text(name), f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
                       agreement, num("max_abs_diff", ".1e"), num("mean_abs_diff", ".1e"), gate)
     print_table(table)
 
