@@ -13,6 +13,7 @@ has no channel axis get the layout change traced in front of them (`ModelInput`)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -184,6 +185,39 @@ def _freeze_captured_inputs(proto, concrete) -> int:
     return frozen
 
 
+class _NoJitTf:
+    """`tensorflow` as Keras' TF backend sees it, except that `tf.function(jit_compile=True)` is a plain call.
+    Keras runs grouped convolutions (ConvNeXt's depthwise conv, `Conv2D(groups=...)`) through an XLA-compiled
+    function because TF's CPU kernel lacks them; tf2onnx cannot inline such a function (it would stay a
+    StatefulPartitionedCall), while ONNX Conv has a `group` attribute. Only used while tracing for export."""
+
+    def __init__(self, tf) -> None:
+        self._tf = tf
+
+    def __getattr__(self, name: str):
+        return getattr(self._tf, name)
+
+    def function(self, func=None, **kwargs):
+        if kwargs.get("jit_compile"):
+            return func if func is not None else (lambda f: f)
+        return self._tf.function(func, **kwargs) if func is not None else self._tf.function(**kwargs)
+
+
+@contextlib.contextmanager
+def _grouped_conv_without_xla():
+    try:
+        from keras.src.backend.tensorflow import nn as tf_nn
+    except ImportError:  # another Keras layout: nothing to patch
+        yield
+        return
+    original = tf_nn.tf
+    tf_nn.tf = _NoJitTf(original)
+    try:
+        yield
+    finally:
+        tf_nn.tf = original
+
+
 def keras_to_onnx(model: Any, spec: InputSpec, opset: int = DEFAULT_OPSET, nchw: bool = True, optimize: bool = True,
                   adapter: Optional[ModelInput] = None):
     """Convert, check, optimise, shape-infer. Returns (onnx.ModelProto, exported input spec, rewrites applied)."""
@@ -201,9 +235,10 @@ def keras_to_onnx(model: Any, spec: InputSpec, opset: int = DEFAULT_OPSET, nchw:
         return {OUTPUT_NAME: forward(pixels)}
 
     try:
-        concrete = serve.get_concrete_function()
-        proto, _ = tf2onnx.convert.from_function(
-            serve, input_signature=signature, opset=opset, inputs_as_nchw=[INPUT_NAME] if nchw else None)
+        with _grouped_conv_without_xla():
+            concrete = serve.get_concrete_function()
+            proto, _ = tf2onnx.convert.from_function(
+                serve, input_signature=signature, opset=opset, inputs_as_nchw=[INPUT_NAME] if nchw else None)
     except ExportError:
         raise
     except Exception as exc:  # noqa: BLE001 - tf2onnx raises assorted errors for unsupported graphs

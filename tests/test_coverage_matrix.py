@@ -125,6 +125,15 @@ def dynamic_spatial_size():
     return keras.Model(i, L.Dense(5, activation="softmax")(L.GlobalMaxPooling2D()(x))), {"image_size": (24, 24)}
 
 
+def grouped_conv():
+    keras, L = _layers()
+    i = keras.Input((24, 24, 3))
+    x = L.Conv2D(8, 1)(L.Rescaling(1 / 255)(i))
+    x = L.Conv2D(8, 3, groups=8, padding="same")(x)  # ConvNeXt's depthwise conv is this
+    x = L.Conv2D(8, 3, groups=2, activation="relu")(x)
+    return keras.Model(i, L.Dense(5, activation="softmax")(L.GlobalAveragePooling2D()(x))), {}
+
+
 FAST = {
     "CNN, sigmoid multi-label": cnn_sigmoid_multilabel,
     "binary, one sigmoid unit": binary_one_unit_sigmoid,
@@ -136,6 +145,7 @@ FAST = {
     "channels_first": channels_first,
     "no channel axis (28, 28)": no_channel_axis,
     "dynamic size (None, None, 3) + --image-size": dynamic_spatial_size,
+    "grouped Conv2D (groups=C and groups=2)": grouped_conv,
     "MobileNetV3Small": _app("MobileNetV3Small"),
 }
 SLOW = {  # keras.applications families: 0.5-2 minutes each on a loaded 2-core machine, so behind the marker
@@ -150,7 +160,6 @@ SLOW = {  # keras.applications families: 0.5-2 minutes each on a loaded 2-core m
     "NASNetMobile": _app("NASNetMobile"),
     "ConvNeXtTiny": _app("ConvNeXtTiny"),
     "Xception": _app("Xception", 71),
-    "RegNetX002": _app("RegNetX002"),
 }
 EXPECTED_OUTPUT = {"CNN, sigmoid multi-label": "multilabel", "binary, one sigmoid unit": "binary",
                    "logits (no activation)": "logits", "nested models": "multilabel"}
