@@ -1,9 +1,9 @@
 """Accuracy-controlled int8: when plain static QDQ misses the accuracy budget, search for one that holds it.
 
 1. try the other calibration methods (percentile, entropy) and keep the best;
-2. rank the quantized nodes by sensitivity: the signal-to-quantization-noise ratio of each activation
-   before vs after its QuantizeLinear/DequantizeLinear pair (onnxruntime.quantization.qdq_loss_debug),
-   on a few calibration images; the noisiest first;
+2. rank the compute nodes (Conv/MatMul/Gemm with the activation that follows) by sensitivity: the
+   signal-to-quantization-noise ratio of the unit's output before vs after its QuantizeLinear/
+   DequantizeLinear pair (onnxruntime.quantization.qdq_loss_debug), on a few calibration images;
 3. keep the worst in float, a growing number at a time, re-quantizing and re-validating until the gates hold.
 
 What stayed float, and what each attempt scored, is reported; the export's size gate and the fp32-vs-int8
@@ -29,8 +29,14 @@ PROBE_IMAGES = 32  # images whose activations rank sensitivity (memory: every in
 STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # nodes kept in float per attempt
 
 
-def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: InputSpec) -> list[tuple[str, float]]:
-    """(node name in the pre-processed float graph, SQNR in dB) for each quantized activation, worst first."""
+COMPUTE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+FOLLOWERS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "BatchNormalization")
+
+
+def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: InputSpec) -> list[tuple[list[str], float]]:
+    """Compute nodes (Conv/MatMul/Gemm, with the activation that follows them, kept together so a float unit
+    does not leave a pre-activation tensor to quantize) and the SQNR in dB of the unit's output after its
+    quantize/dequantize pair, noisiest first. Names refer to the pre-processed float graph."""
     import onnx
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations, compute_activation_error, create_activation_matching,
@@ -49,16 +55,25 @@ def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: Inp
             float_acts = collect_activations(str(f_aug), _reader(probe, spec, batch_size=len(probe)))
             qdq_acts = collect_activations(str(q_aug), _reader(probe, spec, batch_size=len(probe)))
         errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
-        producer = {out: node.name for node in onnx.load(str(pre)).graph.node for out in node.output}
-    ranked = [(producer[t], float(e["qdq_err"])) for t, e in errors.items()
-              if t in producer and np.isfinite(e.get("qdq_err", np.nan))]
+        graph = onnx.load(str(pre)).graph
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    ranked = []
+    for node in graph.node:
+        if node.op_type not in COMPUTE_OPS:
+            continue
+        unit, tensor = [node.name], node.output[0]
+        while len(consumers.get(tensor, [])) == 1 and consumers[tensor][0].op_type in FOLLOWERS:
+            follower = consumers[tensor][0]
+            unit.append(follower.name)
+            tensor = follower.output[0]
+        err = errors.get(tensor, {}).get("qdq_err")
+        if err is not None and np.isfinite(err):
+            ranked.append((unit, float(err)))
     ranked.sort(key=lambda item: item[1])
-    seen, out = set(), []
-    for name, sqnr in ranked:
-        if name not in seen:
-            seen.add(name)
-            out.append((name, sqnr))
-    return out
+    return ranked
 
 
 def _score(c: Any) -> tuple:
@@ -92,7 +107,7 @@ def accuracy_controlled_int8(first: Any, fp32: bytes, calib_pixels: np.ndarray, 
         for k in [s for s in STEPS if s <= len(ranked)]:
             if stale >= 3:  # three attempts in a row with no gain: more float nodes will not get there
                 break
-            keep = [name for name, _ in ranked[:k]]
+            keep = [name for unit, _ in ranked[:k] for name in unit]
             on_log(f"int8: keeping the {k} most sensitive node(s) in float")
             cand = make(quantize_static_int8(fp32, calib_pixels, spec, opts, tuple(keep)),
                         {**first.quantization, "calibration": method, "float_nodes": keep,
