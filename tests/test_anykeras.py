@@ -196,3 +196,72 @@ def test_custom_objects_unsafe_and_image_size_from_the_cli(tmp_path):
     assert "--unsafe" in message and "safe_mode=False" not in message
     result = run(lambda_model, "--unsafe", "--out", tmp_path / "o3")
     assert result.exit_code == 0, result.output
+
+
+def _independent_models():
+    """User models unlike the coverage matrix's rows (layers, heads and final ops it does not use)."""
+    import keras
+    from keras import layers as L
+
+    def mixed():
+        i = keras.Input((20, 20, 3))
+        x = L.Rescaling(1 / 127.5, offset=-1)(i)
+        a = L.Activation("swish")(L.BatchNormalization()(L.SeparableConv2D(8, 3, padding="same")(x)))
+        b = L.LeakyReLU()(L.DepthwiseConv2D(3, padding="same")(x))
+        x = L.AveragePooling2D(2)(L.ZeroPadding2D(1)(L.SpatialDropout2D(0.2)(L.Concatenate()([a, b]))))
+        x = L.GlobalMaxPooling2D()(L.UpSampling2D()(L.PReLU()(L.Conv2DTranspose(4, 2, strides=2)(x))))
+        return keras.Model(i, L.Softmax()(L.Dense(6)(L.Dropout(0.5)(x)))), 6, "probabilities"
+
+    def binary_logit():
+        i = keras.Input((20, 20, 1))
+        x = L.Flatten()(L.Conv2D(4, 3, activation="hard_swish")(L.Rescaling(1 / 255)(i)))
+        return keras.Model(i, L.Dense(1)(x)), 2, "binary-logit"
+
+    def ops_sigmoid():
+        i = keras.Input((20, 20, 3))
+        x = L.Conv2D(4, 3, activation="elu")(L.Rescaling(1 / 255)(i))
+        x = L.GlobalAveragePooling2D()(L.Permute((2, 1, 3))(x))
+        return keras.Model(i, keras.ops.sigmoid(L.Dense(3)(x))), 3, "multilabel"
+
+    def sequential_activation_layer():
+        return keras.Sequential([keras.Input((20, 20, 3)), L.Rescaling(1 / 255), L.Conv2D(4, 3, activation="selu"),
+                                 L.MaxPooling2D(), L.Flatten(), L.Dense(5), L.Activation("softmax")]), 5, "probabilities"
+
+    def conv1d_over_rows():
+        i = keras.Input((20, 20, 3))
+        x = L.Conv1D(8, 3, activation="relu")(L.Reshape((18 * 18, 8))(L.Conv2D(8, 3)(i)))
+        x = L.UnitNormalization()(L.GlobalAveragePooling1D()(x))
+        return keras.Model(i, L.Dense(4, activation="softmax")(x)), 4, "probabilities"
+
+    return {f.__name__: f for f in (mixed, binary_logit, ops_sigmoid, sequential_activation_layer, conv1d_over_rows)}
+
+
+@pytest.mark.parametrize("name", ["mixed", "binary_logit", "ops_sigmoid", "sequential_activation_layer",
+                                  "conv1d_over_rows"])
+def test_independent_user_models_export_exactly(name, tmp_path):
+    import keras
+    import onnx
+
+    from edgecls.exporters.validate import Gates
+
+    keras.utils.set_random_seed(0)
+    model, n, want = _independent_models()[name]()
+    h, w, c = model.inputs[0].shape[1:]
+    x = np.random.default_rng(0).integers(0, 256, (48, h, w, c), dtype=np.uint8)
+    relaxed = Gates(fp16_max_accuracy_drop=100, int8_max_accuracy_drop=100, unlabelled_min_agreement=0.0,
+                    fp16_min_agreement=0.0, int8_min_agreement=0.0, int8_max_size_ratio=100.0)
+    report = run_export(ExportJob(model=model, name="u", labels=tuple(map(str, range(n))), out_dir=tmp_path,
+                                  eval_data=EvalData(x[16:], None, "random"), calib_pixels=x[:16],
+                                  variants=("fp32", "fp16", "int8"), quant=QuantOptions(mode="static"), gates=relaxed,
+                                  measure_speed=False))
+    assert report["output"] == want
+    fp32 = report["variants"][0]["validation"]
+    assert fp32["max_abs_diff"] <= 1e-4 and fp32["top1_agreement"] == 1.0
+    for f in ("u.onnx", "u.fp16.onnx", "u.int8.onnx"):
+        onnx.checker.check_model(onnx.load(str(tmp_path / f)), full_check=True)
+    keras_scores = np.asarray(model.predict(x[:4].astype("float32"), verbose=0))
+    onnx_scores = Classifier(tmp_path / "u.onnx").run(x[:4])
+    if want == "binary-logit":
+        keras_scores = 1 / (1 + np.exp(-keras_scores))
+        onnx_scores = onnx_scores[:, 1:]
+    assert np.abs(onnx_scores - keras_scores).max() < 1e-4
