@@ -49,7 +49,7 @@ def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: Inp
         q.write_bytes(int8)
         preprocess_for_quantization(src, pre)
         f_aug, q_aug = Path(tmp, "f_aug.onnx"), Path(tmp, "q_aug.onnx")
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(tmp):
             modify_model_output_intermediate_tensors(str(pre), str(f_aug))
             modify_model_output_intermediate_tensors(str(q), str(q_aug))
             float_acts = collect_activations(str(f_aug), _reader(probe, spec, batch_size=len(probe)))

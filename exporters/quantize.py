@@ -102,7 +102,8 @@ def preprocess_for_quantization(src: Path, dst: Path) -> str:
 
     for skip_symbolic in (False, True):
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
+            # its symbolic shape inference writes temp files into the working directory: keep them in ours
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(dst.parent):
                 quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
             return "quant_pre_process" + (" (ONNX shape inference only)" if skip_symbolic else "")
         except Exception:  # noqa: BLE001 - assorted inference errors; the next step is less demanding
