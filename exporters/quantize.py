@@ -61,14 +61,20 @@ def stratified_sample(y: Optional[np.ndarray], n_total: int, size: int, seed: in
 
 
 def _reader(pixels: np.ndarray, spec: InputSpec, batch_size: int = 64):
+    """Calibration batches, all the same size: the percentile and entropy calibrators stack batches and fail
+    on a ragged last one, so the last batch is filled up with images from the start (all images are seen)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     from ..runtime.preprocess import to_batch
 
+    size = min(batch_size, len(pixels))
+    n_batches = -(-len(pixels) // size)
+    order = np.arange(n_batches * size) % len(pixels)
+
     class PixelReader(CalibrationDataReader):
         def __init__(self) -> None:
             self._batches: Iterator = (
-                {"pixels": to_batch(pixels[i : i + batch_size], spec)} for i in range(0, len(pixels), batch_size))
+                {"pixels": to_batch(pixels[order[i : i + size]], spec)} for i in range(0, len(order), size))
 
         def get_next(self):
             return next(self._batches, None)
@@ -76,26 +82,50 @@ def _reader(pixels: np.ndarray, spec: InputSpec, batch_size: int = 64):
     return PixelReader()
 
 
-def quantize_static_int8(fp32: bytes, calib_pixels: np.ndarray, spec: InputSpec, options: QuantOptions) -> bytes:
-    """calib_pixels: uint8 (N,H,W,C) real images; spec: the exported (ONNX) input spec."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+def static_config(calib_pixels: np.ndarray, spec: InputSpec, options: QuantOptions,
+                  nodes_to_exclude: list[str]):
+    """Our options as onnxruntime's own StaticQuantConfig (QDQ, U8S8, per-channel weights)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, StaticQuantConfig
+
+    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+              "entropy": CalibrationMethod.Entropy}[options.calibration]
+    return StaticQuantConfig(
+        _reader(calib_pixels, spec), calibrate_method=method, quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=options.per_channel,
+        nodes_to_exclude=nodes_to_exclude)
+
+
+def preprocess_for_quantization(src: Path, dst: Path) -> str:
+    """onnxruntime's quant_pre_process (shape inference + graph cleanup). Its symbolic shape inference fails
+    on some graphs (attention with dynamic reshapes); then ONNX shape inference alone, then none."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    for skip_symbolic in (False, True):
+        try:
+            # its symbolic shape inference writes temp files into the working directory: keep them in ours
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(dst.parent):
+                quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
+            return "quant_pre_process" + (" (ONNX shape inference only)" if skip_symbolic else "")
+        except Exception:  # noqa: BLE001 - assorted inference errors; the next step is less demanding
+            continue
+    dst.write_bytes(src.read_bytes())
+    return "none (pre-processing failed)"
+
+
+def quantize_static_int8(fp32: bytes, calib_pixels: np.ndarray, spec: InputSpec, options: QuantOptions,
+                         extra_float_nodes: tuple[str, ...] = ()) -> bytes:
+    """calib_pixels: uint8 (N,H,W,C) real images; spec: the exported (ONNX) input spec."""
+    from onnxruntime.quantization import quantize
 
     if len(calib_pixels) == 0:
         raise ExportError("calibration needs at least one image")
-    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-              "entropy": CalibrationMethod.Entropy}[options.calibration]
     with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
         src, pre, out = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(fp32)
-        quant_pre_process(str(src), str(pre))
+        preprocess_for_quantization(src, pre)
+        exclude = float_nodes(pre, options.float_stem) + list(extra_float_nodes)
         with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress; keep stdout clean
-            quantize_static(
-                str(pre), str(out), _reader(calib_pixels, spec),
-                quant_format=QuantFormat.QDQ, per_channel=options.per_channel,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-                nodes_to_exclude=float_nodes(pre, options.float_stem),
-            )
+            quantize(str(pre), str(out), static_config(calib_pixels, spec, options, exclude))
         return out.read_bytes()
 
 
@@ -149,8 +179,12 @@ def quantize_dynamic_int8(fp32: bytes) -> bytes:
 
 
 def to_fp16(fp32: bytes) -> bytes:
+    """fp16 weights and compute, float32 inputs/outputs. convert_float_to_float16 appends its input casts at
+    the end of the node list, which the ONNX checker rejects (nodes must be topologically sorted): sort."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = convert_float_to_float16(onnx.load_from_string(fp32), keep_io_types=True)
+    OnnxModel(model).topological_sort()
     return model.SerializeToString()

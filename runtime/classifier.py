@@ -10,6 +10,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from .errors import EdgeclsError
+from .heads import BINARY, DEFAULT_THRESHOLD, MULTILABEL, output_width, to_scores
 from .metadata import ModelInfo
 from .model_check import check_session
 from .paths import resolve_model
@@ -25,8 +26,10 @@ class Prediction:
     index: int
     score: float  # probability of the top class
     top_k: tuple[tuple[str, float], ...]  # best first
-    probabilities: np.ndarray  # over all labels
+    probabilities: np.ndarray  # score per label (multi-label heads: independent sigmoids)
     unsure: bool = False  # out of the model's distribution or too ambiguous to trust (calibrated at export)
+    labels: tuple[str, ...] = ()  # every label that applies: multi-label heads, those over the threshold;
+    # otherwise the one predicted label
 
 
 class Classifier:
@@ -49,7 +52,11 @@ class Classifier:
         self.path: Path = resolve_model(model, variant, artifacts)
         self._session = create_session(self.path, device, threads, spin)
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
-        check_session(self._session, self.info.labels, self.info.input_spec, str(self.path))
+        self.output = self.info.output  # what the graph's output means (runtime/heads.py)
+        check_session(self._session, self.info.labels, self.info.input_spec, str(self.path),
+                      output_width(self.output, len(self.info.labels)))
+        if self.output in BINARY and len(self.info.labels) != 2:
+            raise EdgeclsError(f"{self.path}: a binary head needs exactly two labels, metadata has {len(self.info.labels)}")
         self.spec = self.info.input_spec
         self.labels = self.info.labels
         self.pipeline = Pipeline.parse(self.info.preprocess or None, str(self.path))
@@ -79,7 +86,8 @@ class Classifier:
         return prepare_with_stats([working_pixels(s, self.spec) for s in sources], self.spec, self.pipeline)
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
-        """Probabilities for a batch of pixels, uint8 or float (N,H,W,C), or already in the model's layout."""
+        """Scores per label for a batch of pixels, uint8 or float (N,H,W,C), or already in the model's layout:
+        probabilities for softmax/logit heads, per-label sigmoids for multi-label heads, two columns for binary."""
         batch = np.asarray(pixels)
         if batch.ndim == 3 and self.spec.channels == 1 and batch.shape[1:] == (self.spec.height, self.spec.width):
             batch = batch[..., None]  # (N,H,W) grey
@@ -93,11 +101,11 @@ class Classifier:
         else:
             raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
                                f"got {batch.shape[1:]}")
-        probabilities = self._session.run([self._output], {self._input: batch})[0]
-        if probabilities.shape[-1] != len(self.labels):  # a dynamic output width, checked once it is known
+        raw = self._session.run([self._output], {self._input: batch})[0]
+        if raw.shape[-1] != output_width(self.output, len(self.labels)):  # a dynamic width, checked once known
             raise EdgeclsError(f"{self.path}: invalid model: output has {probabilities.shape[-1]} columns but "
                                f"metadata edgecls.labels has {len(self.labels)} class names")
-        return probabilities
+        return to_scores(raw, self.output)
 
     def predict(self, sources: Union[ImageSource, Sequence[ImageSource]], top_k: int = 1) -> list[Prediction]:
         """Paths, bytes, PIL images or arrays -> one Prediction each (a single source gives a list of one)."""
@@ -111,23 +119,26 @@ class Classifier:
         return self.decode(self.run(pixels), top_k, pixels=pixels, stats=stats)
 
     def decode(self, probabilities: np.ndarray, top_k: int = 1, pixels: Optional[np.ndarray] = None,
-               stats: Optional[dict[str, np.ndarray]] = None) -> list[Prediction]:
-        """Turn an (N, classes) probability array into Predictions. Give the model-ready `pixels` (and the
-        `stats` from `prepare`) the probabilities came from, so the unsure flag can use its input check."""
+               stats: Optional[dict[str, np.ndarray]] = None, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
+        """Turn an (N, labels) score array (from `run`) into Predictions. Give the model-ready `pixels` (and the
+        `stats` from `prepare`) the scores came from, so the unsure flag can use its input check.
+        Multi-label heads: `Prediction.labels` holds every label scoring at least `threshold`."""
         labels = self.labels
         k = max(1, min(top_k, len(labels)))
         rule = self.unsure_rule
         unsure = rule.flags(probabilities, pixels, stats).tolist() if rule else [False] * len(probabilities)
-        if k == 1:  # the common case, vectorised: this runs once per image in folder inference
+        multi = self.output in MULTILABEL
+        if k == 1 and not multi:  # the common case, vectorised: this runs once per image in folder inference
             best = probabilities.argmax(axis=1)
             scores = probabilities[np.arange(len(best)), best].tolist()
-            return [Prediction(labels[i], i, s, ((labels[i], s),), row, u)
+            return [Prediction(labels[i], i, s, ((labels[i], s),), row, u, (labels[i],))
                     for i, s, row, u in zip(best.tolist(), scores, probabilities, unsure)]
         order = np.argsort(-probabilities, axis=1)[:, :k]
         out = []
         for row, best, u in zip(probabilities, order.tolist(), unsure):
             top = tuple((labels[i], float(row[i])) for i in best)
-            out.append(Prediction(top[0][0], best[0], top[0][1], top, row, u))
+            active = tuple(labels[i] for i in np.flatnonzero(row >= threshold)) if multi else (top[0][0],)
+            out.append(Prediction(top[0][0], best[0], top[0][1], top, row, u, active))
         return out
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import EdgeclsError
+from .heads import check_kind
 from .model_check import check_input_spec, check_labels
 from .spec import InputSpec
 
@@ -23,7 +24,8 @@ KEYS = {
     "variant": "fp32 | int8 | int8-dynamic | fp16",
     "labels": "JSON list of class names, index = output column",
     "input": "JSON input spec: height, width, channels (1 grey / 3 RGB), layout (NCHW|NHWC), dtype, pixel_min, pixel_max",
-    "output": "what the output holds: \"probabilities\" (softmax over labels)",
+    "output": "what the output holds: probabilities (softmax) | logits | multilabel (sigmoid per label) | "
+              "multilabel-logits | binary (one sigmoid unit = P(labels[1])) | binary-logit; see runtime/heads.py",
     "dataset": "training data set",
     "source_sha256": "sha256 of the Keras model it was exported from",
     "versions": "JSON: edgecls, tensorflow, keras, tf2onnx, onnx, onnxruntime versions and opset",
@@ -92,7 +94,7 @@ class ModelInfo:
             variant=get("variant", "fp32"),
             labels=check_labels(labels, source),
             input_spec=check_input_spec(spec, source),
-            output=get("output", "probabilities"),
+            output=check_kind(get("output", "probabilities"), source),
             dataset=get("dataset", ""),
             source_sha256=get("source_sha256", ""),
             versions=get("versions", {}, as_json=True),

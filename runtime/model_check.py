@@ -9,7 +9,7 @@ layout with a dynamic batch, one rank-2 float output whose width equals the numb
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from .errors import EdgeclsError
 from .spec import InputSpec
@@ -74,7 +74,8 @@ def _dims(shape: Sequence[Any]) -> str:
     return "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape) + "]"
 
 
-def check_session(session: Any, labels: Sequence[str], spec: InputSpec, source: str) -> None:
+def check_session(session: Any, labels: Sequence[str], spec: InputSpec, source: str,
+                  output_width: Optional[int] = None) -> None:
     """The graph matches its metadata: one input the runtime can feed, one (batch, classes) output."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1:
@@ -105,7 +106,7 @@ def check_session(session: Any, labels: Sequence[str], spec: InputSpec, source: 
                               "expected (batch, classes)")
     if out.type not in OUTPUT_TYPES:
         raise ModelCheckError(source, f"output {out.name!r} type", f"is {out.type}; expected float scores")
-    width = oshape[1]
-    if isinstance(width, int) and width > 0 and width != len(labels):
+    width, want_width = oshape[1], len(labels) if output_width is None else output_width
+    if isinstance(width, int) and width > 0 and width != want_width:
         raise ModelCheckError(source, "metadata edgecls.labels", f"has {len(labels)} class names but output "
                               f"{out.name!r} has {width} columns; each column needs exactly one label")

@@ -37,11 +37,13 @@ class OutputError(EdgeclsError):
 
 def result_dict(r: Result) -> dict[str, Any]:
     if r.prediction is None:
-        return {"path": r.source, "label": None, "score": None, "top_k": [], "unsure": None, "error": r.error}
+        return {"path": r.source, "label": None, "score": None, "top_k": [], "labels": [], "unsure": None,
+                "error": r.error}
     p = r.prediction
     return {"path": r.source, "label": p.label, "score": round(p.score, 6),
-            "top_k": [{"label": lbl, "score": round(s, 6)} for lbl, s in p.top_k], "unsure": bool(p.unsure),
-            "error": None}
+            "top_k": [{"label": lbl, "score": round(s, 6)} for lbl, s in p.top_k],
+            "labels": list(p.labels or (p.label,)),  # multi-label models: every label over the threshold
+            "unsure": bool(p.unsure), "error": None}
 
 
 class Writer:

@@ -58,6 +58,38 @@ class ModelArtifacts:
         return json.loads(self.metrics_path.read_text())
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """A model the user named: its .keras file, export name, model card (zoo models) and output folder."""
+
+    keras_path: Path
+    name: str
+    card: Optional[dict[str, Any]]
+    directory: Path
+
+    def variant_files(self) -> dict[str, Path]:
+        """Where each exported variant lives (the exporters' variant table decides the suffixes)."""
+        from .exporters.export import VARIANT_TABLE
+
+        return {v.name: self.directory / f"{self.name}{v.suffix}" for v in VARIANT_TABLE.values()}
+
+
+def resolve_source(target: str, root: Optional[config.PathLike] = None) -> ModelSource:
+    """A zoo name (artifacts/<name>/model.keras + metrics.json) or a path to a .keras file -> ModelSource.
+    The one resolver `export` and `bench` use, so both find the same files for the same argument."""
+    path = Path(target)
+    if path.suffix == ".keras" or path.is_file():
+        if not path.is_file():
+            raise ModelNotFoundError(f"{path}: no such file")
+        return ModelSource(path, path.stem, None, path.parent)
+    art = ModelArtifacts.for_name(target, root)
+    card = art.read_card()
+    if card is None or not art.keras_path.is_file():
+        raise ModelNotFoundError(f"no trained model {target!r} at {art.directory} and no such .keras file; "
+                                 f"train it first (`edgecls train {target}`)")
+    return ModelSource(art.keras_path, target, card, art.directory)
+
+
 def save_keras_atomic(model, path: Path) -> None:
     """Keras insists on a .keras suffix, so the temp file gets one too before the rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +110,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_keras_model(path: Path):
-    """Load a .keras file with safe_mode on: a file that would run arbitrary code is refused."""
+def load_keras_model(path: Path, custom_objects: Optional[dict[str, Any]] = None, unsafe: bool = False):
+    """Load a .keras file with safe_mode on: a file that would run arbitrary code (a Lambda layer's
+    bytecode) is refused unless the user passed `unsafe` (--unsafe) for a file they trust.
+    `custom_objects`: the user's own layer/model classes (--custom-objects)."""
     from .errors import EdgeclsError
 
     if not path.is_file():
@@ -87,6 +121,23 @@ def load_keras_model(path: Path):
     import keras
 
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        return keras.saving.load_model(path, compile=False, safe_mode=not unsafe, custom_objects=custom_objects)
     except Exception as exc:  # noqa: BLE001 - keras raises ValueError/TypeError/zip errors
-        raise EdgeclsError(f"{path}: cannot load as a Keras model ({type(exc).__name__}: {exc})") from None
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text and "unsafe" in text.lower():
+            raise EdgeclsError(f"{path}: contains a Lambda layer whose Python code would run on loading; refused "
+                               "(safe mode). If you trust this file, pass --unsafe") from None
+        missing = _unknown_class(text)
+        if missing:
+            raise EdgeclsError(f"{path}: uses {missing}, a custom class Keras does not know; give the module that "
+                               "defines it with --custom-objects my_layers.py (or an importable module name)") from None
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        raise EdgeclsError(f"{path}: cannot load as a Keras model ({type(exc).__name__}: {first})") from None
+
+
+def _unknown_class(text: str) -> Optional[str]:
+    import re
+
+    match = re.search(r"Could not locate (?:class|function) '([^']+)'", text) or \
+        re.search(r"Unknown (?:layer|object|class)[:]? '?([A-Za-z_][\w.>]*)", text)
+    return match.group(1) if match else None

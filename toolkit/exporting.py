@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from . import config
-from .artifacts import ModelArtifacts, load_keras_model, sha256_file
+from .artifacts import ModelArtifacts, load_keras_model, resolve_source, sha256_file
 from .errors import DataError, ModelNotFoundError
 from .exporters.errors import ExportError
 from .exporters.export import EvalData, ExportJob
@@ -66,27 +67,29 @@ def prepare_job(
     gates: Gates = Gates(),
     opset: int = 17,
     preprocess: Optional[str] = None,
+    image_size: Optional[tuple[int, int]] = None,
+    head: Optional[str] = None,
+    custom_objects: Optional[str] = None,
+    unsafe: bool = False,
 ) -> tuple[ExportJob, list[str]]:
-    """Build the export job for a zoo name (artifacts/<name>/model.keras) or a path to a .keras file."""
+    """Build the export job for a zoo name (artifacts/<name>/model.keras) or a path to a .keras file.
+
+    image_size: for models taking any size; head: output kind override (runtime.heads); custom_objects:
+    a .py file or module defining the user's custom classes; unsafe: load Lambda layers' code."""
     from .exporters.convert import image_input_spec
 
     notes: list[str] = []
-    path = Path(target)
-    card: Optional[dict[str, Any]] = None
-    if path.suffix == ".keras" or path.is_file():
-        keras_path, name = path, path.stem
-        default_out = path.parent
-    else:
-        art = ModelArtifacts.for_name(target, artifacts)
-        card = art.read_card()
-        if card is None or not art.keras_path.is_file():
-            raise ModelNotFoundError(f"no trained model {target!r} at {art.directory} and no such .keras file; "
-                                     f"train it first (`edgecls train {target}`)")
-        keras_path, name, default_out = art.keras_path, target, art.directory
-    if not keras_path.is_file():
-        raise ExportError(f"{keras_path}: no such file")
-    model = load_keras_model(keras_path)
-    spec = image_input_spec(model)
+    source = resolve_source(target, artifacts)
+    keras_path, name, card, default_out = source.keras_path, source.name, source.card, source.directory
+    objects = None
+    if custom_objects:
+        from .custom_objects import import_custom_objects
+
+        objects = import_custom_objects(custom_objects)
+    model = load_keras_model(keras_path, objects, unsafe)
+    spec = image_input_spec(model, image_size)
+    if unsafe:
+        notes.append("--unsafe: loaded with Keras safe_mode off (Lambda code from the file ran)")
 
     pipeline = declared_pipeline(name, card, preprocess)
     if pipeline.declared:
@@ -133,8 +136,14 @@ def prepare_job(
             calib_pixels, calib_labels = dataset.train.x, dataset.train.y
             calib_needs_pipeline = pipeline.declared
     elif calib_pixels is not None:
-        evaluation = EvalData(calib_pixels, calib_labels, f"{calib_data} ({len(calib_pixels)} images, also used to calibrate)",
-                              calib_stats)
+        # One folder for both: int8 is validated on images it was not calibrated on, so calibration takes at
+        # most half of them (stratified) and the exporter scores int8 on the rest only.
+        evaluation = EvalData(calib_pixels, calib_labels, f"{calib_data} ({len(calib_pixels)} images; int8 is "
+                              "scored on those not used to calibrate)", calib_stats)
+        if "int8" in variants and quant.calib_size > len(calib_pixels) // 2:
+            quant = dataclasses.replace(quant, calib_size=max(1, len(calib_pixels) // 2))
+            notes.append(f"calibrating int8 on {quant.calib_size} of the {len(calib_pixels)} images in {calib_data}; "
+                         "the others validate it (give --eval-data to validate on a separate folder)")
     else:
         rng = np.random.default_rng(quant.seed)
         evaluation = EvalData(rng.integers(0, 256, (RANDOM_SAMPLE, *spec.shape), dtype=np.uint8), None,
@@ -157,6 +166,7 @@ def prepare_job(
         preprocess=tuple(pipeline.to_list()), unsure_pixels=unsure_pixels, unsure_stats=unsure_stats,
         unsure_description=unsure_what,
         unsure_statistic=(card or {}).get("unsure_statistic") or _zoo_attr(name, "unsure_statistic"),
+        head=head, image_size=image_size,
     )
     return job, notes
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -39,10 +38,8 @@ def bench(
     Exit code 0: every row ran; 2: some rows could not run (each says why); 1: none could (nothing saved)."""
     import os
 
-    from ..artifacts import ModelArtifacts
     from ..bench.runner import (BenchConfig, cuda_available, failed_rows, markdown, outcomes_to_json, plan_rows,
                                 run_bench)
-    from ..errors import ModelNotFoundError
     from ..data.types import limit_split
     from ..machine import describe_machine
     from ..runtime.atomic import write_bytes_atomic, write_json_atomic
@@ -55,19 +52,11 @@ def bench(
         raise EdgeclsError("device cuda requested but onnxruntime has no CUDA provider here (install edgecls[gpu])")
     devices = ("cpu", "cuda") if device == "auto" and has_cuda else (("cpu",) if device == "auto" else (device,))
 
-    path = Path(target)
-    if path.suffix == ".keras":
-        if not path.is_file():
-            raise ModelNotFoundError(f"{path}: no such file")
-        keras_path, out_dir, name, card = path, path.parent, path.stem, None
-    else:
-        art = ModelArtifacts.for_name(target, artifacts)
-        card = art.read_card()
-        if card is None:
-            raise ModelNotFoundError(f"no trained model {target!r} at {art.directory}; `edgecls train {target}` first")
-        keras_path, out_dir, name = art.keras_path, art.directory, target
-    onnx_files = {v: out_dir / f"{name}{suffix}" for v, suffix in
-                  (("fp32", ".onnx"), ("int8", ".int8.onnx"), ("fp16", ".fp16.onnx"))}
+    from ..artifacts import resolve_source
+
+    source = resolve_source(target, artifacts)
+    keras_path, name, card = source.keras_path, source.name, source.card
+    onnx_files = source.variant_files()
     onnx_files = {v: p for v, p in onnx_files.items() if p.is_file() and (v != "fp16" or "cuda" in devices)}
     if card is not None:
         from ..data import load_dataset

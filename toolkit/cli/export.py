@@ -9,20 +9,22 @@ from typing import Any, Optional
 import typer
 
 from ..formatting import percent
-from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, print_table, say
+from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
 
 
-def _gates(max_diff: float, min_agreement: float, max_int8_drop: float):
+def _gates(max_diff: float, min_agreement: float, max_int8_drop: float, min_int8_agreement: Optional[float] = None):
     from ..exporters.validate import Gates
 
+    extra = {} if min_int8_agreement is None else {"int8_min_agreement": min_int8_agreement / 100}
     return Gates(fp32_min_agreement=min_agreement / 100, fp32_max_abs_diff=max_diff,
-                 int8_max_accuracy_drop=max_int8_drop)
+                 int8_max_accuracy_drop=max_int8_drop, **extra)
 
 
 GateOptions = dict(
     max_diff=typer.Option(1e-4, "--max-diff", help="fp32 gate: max abs difference of probabilities vs Keras."),
     min_agreement=typer.Option(100.0, "--min-agreement", help="fp32 gate: top-1 agreement with Keras, percent."),
     max_int8_drop=typer.Option(0.5, "--max-int8-drop", help="int8 gate: max accuracy drop vs Keras, points."),
+    min_int8_agreement=typer.Option(93.0, "--min-int8-agreement", help="int8 gate: top-1 agreement with Keras, percent."),
 )
 
 
@@ -37,13 +39,17 @@ def print_variants(rows: list[dict[str, Any]], title: str) -> None:
         v = r["validation"]
         acc = lambda key: f"{v[key] * 100:.2f}%" if key in v else "n/a"  # noqa: E731
         if r.get("superseded"):
-            gate = Text("replaced by dynamic", style="yellow")
+            gate = Text("superseded by a later attempt below", style="yellow")
         elif r["passed"]:
             gate = Text.assemble(("pass", "green"), ("" if r.get("written", True) else " (not written)", "dim"))
         else:
             gate = Text.assemble(("FAIL", "red"), " " + "; ".join(r["failures"]))
-        table.add_row(Text(r["variant"]), f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
-                      f"{v['top1_agreement'] * 100:.2f}%", f"{v['max_abs_diff']:.1e}", f"{v['mean_abs_diff']:.1e}", gate)
+        num = lambda key, fmt: format(v[key], fmt) if key in v else "n/a"  # noqa: E731
+        agreement = f"{v['top1_agreement'] * 100:.2f}%" if "top1_agreement" in v else "n/a"
+        floats = len(r.get("quantization", {}).get("float_nodes", []))
+        name = r["variant"] + (f" ({floats} nodes float)" if floats else "")
+        table.add_row(Text(name), f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
+                      agreement, num("max_abs_diff", ".1e"), num("mean_abs_diff", ".1e"), gate)
     print_table(table)
 
 
@@ -64,9 +70,19 @@ def export(
     preprocess: Optional[str] = typer.Option(
         None, "--preprocess", help="Declared preprocessing: a preset (digits, silhouette, photo, stretch) or a JSON "
         "list of steps. Default: what the model was trained with."),
+    image_size: Optional[str] = typer.Option(
+        None, "--image-size", help="HEIGHTxWIDTH to export a model that takes any image size (e.g. 224x224)."),
+    head: Optional[str] = typer.Option(
+        None, "--head", help="What the model outputs, if detection is wrong: probabilities | logits | multilabel | "
+        "multilabel-logits | binary | binary-logit."),
+    custom_objects: Optional[str] = typer.Option(
+        None, "--custom-objects", help="A .py file or importable module defining the model's custom layers/classes."),
+    unsafe: bool = typer.Option(
+        False, "--unsafe", help="Load Lambda layers' Python code from the file (only for files you trust)."),
     max_diff: float = GateOptions["max_diff"],
     min_agreement: float = GateOptions["min_agreement"],
     max_int8_drop: float = GateOptions["max_int8_drop"],
+    min_int8_agreement: float = GateOptions["min_int8_agreement"],
     web: bool = typer.Option(False, "--web", help="Also write a static web bundle (onnxruntime-web; <out>/web/)."),
     web_dir: OptPath = typer.Option(None, "--web-dir", help="Folder for the web bundle (implies --web)."),
     web_variant: str = typer.Option("auto", "--web-variant", help="Bundle model: auto (int8 if it passed) | fp32 | int8."),
@@ -84,6 +100,7 @@ def export(
     they package the files on disk without converting again."""
     from ..exporters.errors import GateError
     from ..exporters.export import run_export
+    from ..exporters.convert import parse_image_size
     from ..exporters.quantize import QuantOptions
     from ..exporting import prepare_job
 
@@ -103,10 +120,11 @@ def export(
         target, variants=variants, artifacts=artifacts, data_dir=data_dir, calib_data=calib_data,
         eval_data=eval_data, labels_file=labels, eval_limit=eval_limit, out_dir=out, opset=opset,
         quant=QuantOptions(mode=quant, calibration=calib_method, calib_size=calib_size),
-        gates=_gates(max_diff, min_agreement, max_int8_drop), preprocess=preprocess,
+        gates=_gates(max_diff, min_agreement, max_int8_drop, min_int8_agreement), preprocess=preprocess,
+        image_size=parse_image_size(image_size), head=head, custom_objects=custom_objects, unsafe=unsafe,
     )
-    for note in notes:
-        say((note, "yellow"))
+    for note in notes:  # on stderr with --json, so stdout stays one JSON document
+        say((note, "yellow"), target=err_console if as_json else None)
     log = (lambda m: None) if as_json else (lambda m: say((m, "dim")))
     try:
         report = run_export(job, on_log=log)
@@ -121,6 +139,9 @@ def export(
         print(json.dumps(report, indent=2))
     else:
         print_variants(report["variants"], f"{job.name}: validated on {job.eval_data.description}")
+        say("output: ", f"{report['output']} ({report['output_detected_from']})")
+        if report.get("int8_speed"):
+            say(("int8: ", "bold"), report["int8_speed"]["verdict"], (" (measured now, on this machine)", "dim"))
         for r in report["variants"]:
             if r["written"]:
                 say(("wrote ", "green"), r["path"])
