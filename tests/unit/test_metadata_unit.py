@@ -100,9 +100,12 @@ def test_broken_json_names_the_file_and_key(key):
 
 
 def test_plain_string_keys_are_not_parsed_as_json():
-    meta = {**FULL.to_metadata(), "edgecls.name": "{not json", "edgecls.output": "[x"}
+    meta = {**FULL.to_metadata(), "edgecls.name": "{not json", "edgecls.output": "logits"}
     info = ModelInfo.from_metadata(meta)
-    assert info.name == "{not json" and info.output == "[x"
+    assert info.name == "{not json" and info.output == "logits"
+    # Issue 16: the output kind is checked, since the runtime turns it into per-label scores.
+    with pytest.raises(EdgeclsError, match=r"edgecls.output '\[x' is unknown"):
+        ModelInfo.from_metadata({**meta, "edgecls.output": "[x"})
 
 
 def test_default_source_name_in_errors():

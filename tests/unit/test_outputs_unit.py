@@ -53,11 +53,13 @@ def test_formats():
 def test_result_dict():
     assert result_dict(GOOD) == {"path": "a.png", "label": "cat", "score": 0.876543,
                                  "top_k": [{"label": "cat", "score": 0.876543}, {"label": "dog", "score": 0.123457},
-                                           {"label": "eel", "score": 0.0}], "unsure": False, "error": None}
+                                           {"label": "eel", "score": 0.0}], "labels": ["cat"], "unsure": False,
+                                 "error": None}
     assert result_dict(SHORT)["unsure"] is True
-    assert result_dict(BAD) == {"path": "c.png", "label": None, "score": None, "top_k": [], "unsure": None,
-                                "error": "not an image"}
-    assert list(result_dict(GOOD)) == ["path", "label", "score", "top_k", "unsure", "error"]  # key order = CSV's
+    assert result_dict(BAD) == {"path": "c.png", "label": None, "score": None, "top_k": [], "labels": [],
+                                "unsure": None, "error": "not an image"}
+    # `labels` (issue 16): every label a multi-label model reports; the top label for single-label models
+    assert list(result_dict(GOOD)) == ["path", "label", "score", "top_k", "labels", "unsure", "error"]
 
 
 def test_csv_top1_exact_text():
