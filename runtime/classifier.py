@@ -103,7 +103,7 @@ class Classifier:
                                f"got {batch.shape[1:]}")
         raw = self._session.run([self._output], {self._input: batch})[0]
         if raw.shape[-1] != output_width(self.output, len(self.labels)):  # a dynamic width, checked once known
-            raise EdgeclsError(f"{self.path}: invalid model: output has {probabilities.shape[-1]} columns but "
+            raise EdgeclsError(f"{self.path}: invalid model: output has {raw.shape[-1]} columns but "
                                f"metadata edgecls.labels has {len(self.labels)} class names")
         return to_scores(raw, self.output)
 

@@ -113,3 +113,25 @@ def test_bench_runner_on_a_tiny_model(tmp_path, mnist):
                                               "machine": "test", "created": "now"})
     md = markdown(report)
     assert "| ONNX broken | cpu | could not run:" in md and md.count("\n|") >= 6
+
+
+@pytest.mark.slow
+def test_bench_command_saves_its_tables_beside_the_model(tmp_path, data_dir, artifacts_root):
+    """The CLI end to end on a copy of the shipped mnist (the shipped files are never written)."""
+    import shutil
+    import subprocess
+    import sys
+
+    work = tmp_path / "mnist"
+    work.mkdir()
+    for name in ("model.keras", "metrics.json", "mnist.onnx", "mnist.int8.onnx"):
+        shutil.copy(artifacts_root / "mnist" / name, work / name)
+    proc = subprocess.run([sys.executable, "-m", "edgecls", "bench", "mnist", "--artifacts", str(tmp_path),
+                           "--data-dir", str(data_dir), "--device", "cpu", "--limit", "200", "--batch-sizes", "1,8",
+                           "--repeats", "1", "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    saved = json.loads((work / "bench-cpu.json").read_text())
+    assert saved["samples"] == 200 and "| ONNX int8 |" in (work / "bench-cpu.md").read_text()
+    onnx_rows = [r for r in saved["rows"] if r["label"].startswith("ONNX")]
+    assert len(onnx_rows) == 2 and all(r["accuracy"] > 0.95 and r["error"] is None for r in onnx_rows)

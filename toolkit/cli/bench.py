@@ -55,7 +55,7 @@ def bench(
     from ..artifacts import resolve_source
 
     source = resolve_source(target, artifacts)
-    keras_path, name, card = source.keras_path, source.name, source.card
+    keras_path, name, card, out_dir = source.keras_path, source.name, source.card, source.directory
     onnx_files = source.variant_files()
     onnx_files = {v: p for v, p in onnx_files.items() if p.is_file() and (v != "fp16" or "cuda" in devices)}
     if card is not None:

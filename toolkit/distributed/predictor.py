@@ -7,8 +7,6 @@ import shutil
 import tempfile
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-import numpy as np
-
 from ..runtime.classifier import Classifier
 from ..runtime.errors import ImageError
 from ..runtime.stream import decode_chunk
