@@ -9,6 +9,7 @@ from . import config
 from .artifacts import ModelArtifacts, load_keras_model
 from .errors import ModelNotFoundError
 from .runtime.metrics import classification_report
+from .data.types import preprocess_split
 from .exporting import declared_pipeline
 from .runtime.spec import InputSpec
 from .runtime.transforms import Pipeline
@@ -37,9 +38,7 @@ def evaluate_artifact(
         source = str(folder)
     else:
         dataset = load_dataset(card["dataset"], data_dir)
-        test, source = dataset.test, dataset.source
-        if pipeline.declared:
-            test = type(test)(pipeline(test.x, (spec.height, spec.width)), test.y)
+        test, source = preprocess_split(dataset.test, spec, pipeline), dataset.source
     model = load_keras_model(artifacts.keras_path)
     probs = keras_probabilities(model, test.x)
     report = classification_report(test.y, probs.argmax(axis=1), card["classes"])

@@ -15,7 +15,7 @@ from .exporters.errors import ExportError
 from .exporters.export import EvalData, ExportJob
 from .exporters.quantize import QuantOptions, stratified_sample
 from .exporters.validate import Gates
-from .data.types import limit_split, stratified_holdout
+from .data.types import limit_split, preprocess_split, stratified_holdout
 from .runtime.spec import InputSpec
 from .runtime.transforms import Pipeline, preset_or_steps
 
@@ -231,5 +231,5 @@ def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: 
     full = load_dataset(info.dataset, data_dir).test
     test = limit_split(full, eval_limit, 1337)
     what = f"{info.dataset} test" + (", stratified sample" if len(test) < len(full) else "")
-    x = pipeline(test.x, (spec.height, spec.width)) if pipeline.declared else test.x
-    return model, EvalData(x, test.y, f"{what} ({len(test)} images)")
+    test = preprocess_split(test, spec, pipeline)
+    return model, EvalData(test.x, test.y, f"{what} ({len(test)} images)")

@@ -40,7 +40,7 @@ def bench(
 
     from ..bench.runner import (BenchConfig, cuda_available, failed_rows, markdown, outcomes_to_json, plan_rows,
                                 run_bench)
-    from ..data.types import limit_split
+    from ..data.types import limit_split, preprocess_split
     from ..machine import describe_machine
     from ..runtime.atomic import write_bytes_atomic, write_json_atomic
     from ..runtime.errors import EdgeclsError
@@ -65,11 +65,9 @@ def bench(
         from ..runtime.spec import InputSpec
 
         test = limit_split(load_dataset(card["dataset"], data_dir).test, limit, 1337)
+        # accuracy as users get it: through the model's declared preprocessing
+        test = preprocess_split(test, InputSpec.from_dict(card["input_spec"]), declared_pipeline(name, card, None))
         x, y, dataset = test.x, test.y, f"{card['dataset']} {card['test']['split']}"
-        pipeline = declared_pipeline(name, card, None)
-        if pipeline.declared:  # accuracy as users get it: through the model's declared preprocessing
-            spec = InputSpec.from_dict(card["input_spec"])
-            x = pipeline(x, (spec.height, spec.width))
     else:
         import numpy as np
 

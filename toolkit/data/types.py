@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from ..runtime.spec import InputSpec
+from ..runtime.transforms import Pipeline
 
 
 @dataclass
@@ -70,3 +71,11 @@ def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
         hold.append(idx[:n_hold])
         keep.append(idx[n_hold:])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(hold))
+
+
+def preprocess_split(split: Split, spec: InputSpec, pipeline: Pipeline) -> Split:
+    """Every image through the model's declared preprocessing, as users' images go (unchanged when it
+    declares none): what training, evaluation, bench, report and validation score."""
+    if not pipeline.declared or len(split) == 0:
+        return split
+    return Split(pipeline(split.x, (spec.height, spec.width)), split.y)

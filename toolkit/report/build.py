@@ -24,6 +24,7 @@ def _latest_bench(directory: Path) -> Optional[dict[str, Any]]:
 def build_report(name: str, artifacts: Optional[config.PathLike] = None,
                  data_dir: Optional[config.PathLike] = None) -> Path:
     from ..data import load_dataset
+    from ..data.types import preprocess_split
     from ..exporters.reference import keras_probabilities
     from ..exporting import declared_pipeline
     from ..runtime.spec import InputSpec
@@ -34,11 +35,9 @@ def build_report(name: str, artifacts: Optional[config.PathLike] = None,
     if card is None or not art.keras_path.is_file():
         raise ModelNotFoundError(f"no trained model {name!r} at {art.directory}; `edgecls train {name}` first")
     classes = card["classes"]
-    test = load_dataset(card["dataset"], data_dir).test
-    pipeline = declared_pipeline(name, card, None)
-    if pipeline.declared:  # figures and accuracy as users get them: through the declared preprocessing
-        spec = InputSpec.from_dict(card["input_spec"])
-        test = type(test)(pipeline(test.x, (spec.height, spec.width)), test.y)
+    # figures and accuracy as users get them: through the declared preprocessing
+    test = preprocess_split(load_dataset(card["dataset"], data_dir).test, InputSpec.from_dict(card["input_spec"]),
+                            declared_pipeline(name, card, None))
     keras_probs = keras_probabilities(load_keras_model(art.keras_path), test.x)
     predictions = {"Keras": keras_probs}
     int8_path = art.directory / f"{name}.int8.onnx"

@@ -16,13 +16,6 @@ from ..zoo.registry import Realistic
 CHUNK = 4096  # working images per pass (they may be larger than the model input)
 
 
-def preprocess_split(split: Split, spec: InputSpec, pipeline: Pipeline) -> Split:
-    """Every image through the declared pipeline (a no-op copy for models without one)."""
-    if not pipeline.declared or len(split) == 0:
-        return split
-    return Split(pipeline(split.x, (spec.height, spec.width)), split.y)
-
-
 def realistic_extras(recipe: Realistic, train: Split, spec: InputSpec, pipeline: Pipeline, seed: int,
                      on_log: Callable[[str], None] = print) -> Split:
     """Training digits re-drawn on user-like canvases and digits in augmentation fonts, preprocessed.

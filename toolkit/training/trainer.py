@@ -19,11 +19,11 @@ import numpy as np
 
 from ..machine import cpu_has_native_bf16, cpu_name
 from ..artifacts import ModelArtifacts, save_keras_atomic, sha256_file, write_json_atomic
-from ..data.types import Dataset, Split, stratified_holdout
+from ..data.types import Dataset, Split, preprocess_split, stratified_holdout
 from ..runtime.metrics import classification_report
 from ..runtime.transforms import Pipeline
 from ..zoo.registry import ModelSpec, TrainConfig
-from .prepare import preprocess_split, realistic_extras
+from .prepare import realistic_extras
 from ..zoo.stats import model_stats
 
 
