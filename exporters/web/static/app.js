@@ -136,9 +136,10 @@ async function main() {
   setupFilePicker();
   setupCamera();
   if (isDigitModel(meta)) setupPad();
-  result.dataset.state = 'ready';
   window.edgecls = classifier;  // for scripts and automated checks
   const image = new URLSearchParams(location.search).get('image');
+  // An image link is answered before the page reports itself ready, so 'ready' never hides pending work.
+  result.dataset.state = image ? 'classifying' : 'ready';
   if (image) {
     try {
       const prediction = await classifier.classifyUrl(new URL(image, location.href).href);
