@@ -75,7 +75,8 @@ def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
 
 def preprocess_split(split: Split, spec: InputSpec, pipeline: Pipeline) -> Split:
     """Every image through the model's declared preprocessing, as users' images go (unchanged when it
-    declares none): what training, evaluation, bench, report and validation score."""
-    if not pipeline.declared or len(split) == 0:
+    declares none): what training, evaluation, bench, report and validation score. A split read through
+    the pipeline already (data.folders with `pipeline=`: it carries the pipeline's stats) stays as it is."""
+    if not pipeline.declared or len(split) == 0 or split.stats is not None:
         return split
     return Split(pipeline(split.x, (spec.height, spec.width)), split.y)
