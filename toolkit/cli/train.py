@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional
 
@@ -130,8 +130,12 @@ def _train_scratch(name, data, arch, image_size, channels, overrides, out, seed,
                    summary=f"{template.summary} (architecture of `{arch}`, from scratch)")
     say(f"{name}: from scratch with the `{arch}` architecture; batch {cfg.batch_size}, lr {cfg.learning_rate:.3g}, "
         f"up to {cfg.epochs} epochs, patience {cfg.early_stopping_patience or 'off'}")
+    recipe = {"kind": "scratch", "scaled_from": {"batch_size": template.train.batch_size,
+                                                 "learning_rate": template.train.learning_rate,
+                                                 "epochs": template.train.epochs},
+              "overrides": {k: v for k, v in asdict(overrides).items() if v is not None}}
     return train_model(spec, dataset, out, seed=seed, epochs=cfg.epochs, train_limit=train_limit, fresh=fresh,
-                       verbose=verbose, on_log=lambda msg: say(msg)), dataset
+                       verbose=verbose, on_log=lambda msg: say(msg), recipe=recipe), dataset
 
 
 def _train_transfer(name, data, from_model, overrides, out, artifacts, seed, verbose):
@@ -157,5 +161,6 @@ def _train_transfer(name, data, from_model, overrides, out, artifacts, seed, ver
     _report_skipped(dataset)
     recipe = transfer_recipe(len(dataset.train), dataset.num_classes, overrides)
     result = train_transfer(name, backbone, dataset, out, recipe, seed=seed, verbose=verbose,
-                            on_log=lambda msg: say(msg))
+                            on_log=lambda msg: say(msg),
+                            overrides={k: v for k, v in asdict(overrides).items() if v is not None})
     return result, dataset

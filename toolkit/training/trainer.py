@@ -146,14 +146,18 @@ def train_model(
     verbose: int | str = "auto",
     extra_callbacks: Sequence[Any] = (),
     on_log: Callable[[str], None] = print,
+    recipe: Optional[dict[str, Any]] = None,
 ) -> TrainResult:
-    """Fit `spec` on `dataset`, pick the best epoch on validation, test once, save everything."""
+    """Fit `spec` on `dataset`, pick the best epoch on validation, test once, save everything.
+
+    recipe: how spec.train was derived (training.recipe.scratch_config), recorded on the card."""
     import keras
     import tensorflow as tf
 
     from ..exporters.reference import keras_probabilities
     from .pipeline import make_dataset
 
+    started = time.perf_counter()
     cfg = spec.train
     epochs = epochs or cfg.epochs
     keras.utils.set_random_seed(seed)
@@ -244,6 +248,9 @@ def train_model(
                       seed=seed, epochs=epochs, train_n=len(train_split), val_n=len(val_split), device=device,
                       precision=policy)
     card["sha256"] = sha256_file(artifacts.keras_path)
+    if recipe is not None:
+        card["training"]["recipe"] = recipe
+    card["training"]["wall_seconds"] = round(time.perf_counter() - started, 1)  # this run: data prep to saved
     write_json_atomic(artifacts.history_path, {key: history[key] for key in sorted(history)})
     write_json_atomic(artifacts.metrics_path, card)
     best_weights.unlink(missing_ok=True)
@@ -299,6 +306,8 @@ def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, se
             "learning_rate": cfg.learning_rate,
             "schedule": cfg.schedule,
             "label_smoothing": cfg.label_smoothing,
+            "val_fraction": None if cfg.use_official_val and dataset.val is not None else cfg.val_fraction,
+            "early_stopping_patience": cfg.early_stopping_patience,
             "augment": None if cfg.augment is None else asdict(cfg.augment),
             "realistic": None if spec.realistic is None else {**asdict(spec.realistic), **_fonts_used(spec)},
             "device": device,

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..artifacts import ModelArtifacts, save_keras_atomic, sha256_file, write_json_atomic
 from ..data.catalog import dataset_info
-from ..data.types import Dataset, Split, preprocess_split, stratified_holdout
+from ..data.types import Dataset, preprocess_split, stratified_holdout
 from ..runtime.metrics import classification_report
 from ..runtime.spec import InputSpec
 from ..runtime.transforms import Pipeline
@@ -141,11 +141,13 @@ def train_transfer(
     on_log: Callable[[str], None] = print,
     on_phase_end: Optional[PhaseHook] = None,
     extra_callbacks: Sequence[Any] = (),
+    overrides: Optional[dict[str, Any]] = None,
 ) -> TrainResult:
     """Fit a new head on the backbone's features, fine-tune, keep the best validation epoch, test, save.
 
     `dataset` must hold pixels at the backbone's input size; splits read through the backbone's pipeline
-    (data.folders with `pipeline=`) are used as they are, others are run through it here."""
+    (data.folders with `pipeline=`) are used as they are, others are run through it here. `overrides`: the
+    recipe values the user fixed (recorded on the card)."""
     import keras
     import tensorflow as tf
 
@@ -229,7 +231,7 @@ def train_transfer(
         "finetune_epochs_run": int(sum(1 for p in phase_of if p == 1)),
         "batchnorm": "inference mode (frozen) in both phases",
     }
-    card["training"]["recipe"] = {"kind": "transfer", **recipe.to_dict()}
+    card["training"]["recipe"] = {"kind": "transfer", **recipe.to_dict(), "overrides": overrides or {}}
     card["training"]["wall_seconds"] = round(time.perf_counter() - started, 1)
     write_json_atomic(artifacts.history_path, {key: history[key] for key in sorted(history)})
     write_json_atomic(artifacts.metrics_path, card)
