@@ -69,6 +69,11 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.Complete
     return seconds, proc
 
 
+def _phases(card: dict) -> str:
+    t = card.get("transfer")
+    return f" ({t['frozen_epochs_run']} frozen + {t['finetune_epochs_run']} fine-tuning)" if t else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", default="airplane,automobile,bird")
@@ -111,7 +116,7 @@ def main() -> None:
     how = "from scratch" if args.scratch else f"transfer from {card.get('transfer', {}).get('backbone')}"
     print(f"train ({how}): test accuracy {card['test']['accuracy'] * 100:.2f}%, "
           f"`edgecls train` {train_s:.0f} s wall (fit {training['train_seconds']:.0f} s), "
-          f"epochs run {training['epochs_run']}, recipe {json.dumps(training.get('recipe', {}))}")
+          f"epochs run {training['epochs_run']}{_phases(card)}, recipe {json.dumps(training.get('recipe', {}))}")
     for name in ("fp32", "int8"):
         v = variants.get(name)
         if not v:

@@ -49,9 +49,9 @@ def train(
 ) -> None:
     """Train, keep the best validation epoch, test once, save model + metrics + history to artifacts/NAME/.
 
-    With --data, a small data set starts from a zoo model's trained features (frozen phase, then
-    fine-tuning); the batch size, learning rate and epochs follow the data set's size.
-    Zoo runs interrupted resume from their last finished epoch when started again."""
+    With --data: transfer learning from a zoo model (new head, then fine-tuning), recipe scaled to the data.
+
+    Interrupted zoo runs resume from their last finished epoch when started again."""
     from ..artifacts import ModelArtifacts
     from ..errors import EdgeclsError
     from ..training.recipe import Overrides
