@@ -182,9 +182,18 @@ def test_bad_from_is_one_clear_line(folder, tmp_path, monkeypatch, capsys):
     code, out, err = run_cli(monkeypatch, capsys, "train", "x", "--data", str(folder), "--from", "cifar10",
                              "--scratch", "--artifacts", str(tmp_path))
     assert code == 1 and "give one or the other" in err
-    monkeypatch.setenv("EDGECLS_ARTIFACTS", str(tmp_path / "empty"))  # no trained zoo models anywhere
+    monkeypatch.setattr("edgecls.training.backbones.SHIPPED_ARTIFACTS", tmp_path / "none")  # no zoo models anywhere
+    monkeypatch.setenv("EDGECLS_ARTIFACTS", str(tmp_path / "empty"))
     code, out, err = run_cli(monkeypatch, capsys, "train", "x", "--data", str(folder), "--from", "emotion")
     assert code == 1 and "--from 'emotion': no trained model" in err and "--scratch" in err
+
+
+def test_backbones_come_from_the_shipped_models_when_the_workspace_has_none(tmp_path, monkeypatch):
+    from edgecls.training.backbones import SHIPPED_ARTIFACTS, find_backbone
+
+    monkeypatch.setenv("EDGECLS_ARTIFACTS", str(tmp_path / "workspace"))  # a user's own models folder
+    keras_path, card = find_backbone("cifar10", tmp_path / "workspace")
+    assert keras_path == SHIPPED_ARTIFACTS / "cifar10" / "model.keras" and card["name"] == "cifar10"
 
 
 def test_transferred_model_exports_and_validates(trained, folder, monkeypatch, capsys):

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import EdgeclsError, ModelNotFoundError
 from ..runtime.errors import ImageError
 from ..runtime.files import IMAGE_SUFFIXES
+from ..runtime import paths as _paths
 from ..runtime.paths import artifacts_dir
 from ..runtime.preprocess import load_pixels, open_image
 from ..runtime.spec import InputSpec
@@ -27,6 +28,9 @@ BACKBONES = ("cifar10", "emotion", "mnist", "fashion")
 LOOK_SAMPLE = 64  # images inspected to choose a backbone
 COLOUR_TOLERANCE = 3.0  # mean |R-G|, |G-B| in grey levels below which an RGB file is grey (JPEG noise)
 PLAIN_BACKGROUND = 0.5  # share of near-black/near-white pixels above which an image is a glyph, not a photo
+# The shipped zoo models of a source checkout (runtime.paths finds them the same way); the backbones
+# are read from here even when the user's models go elsewhere.
+SHIPPED_ARTIFACTS = Path(_paths.__file__).resolve().parent.parent / "artifacts"
 STROKE_INK = 0.2  # share of ink pixels below which glyphs are strokes (digits) rather than silhouettes
 
 
@@ -98,10 +102,12 @@ def choose_backbone(look: Look) -> Choice:
 
 
 def backbone_dirs(workspace: Optional[Path] = None) -> list[Path]:
-    """Where trained zoo models are looked for: the shipped artifacts, then the user's artifacts folder."""
-    dirs = [artifacts_dir(None)]
-    if workspace is not None and Path(workspace) not in dirs:
-        dirs.append(Path(workspace))
+    """Where trained zoo models are looked for, first found wins: the user's artifacts folder (--artifacts, else
+    $EDGECLS_ARTIFACTS: a zoo model retrained there), then the models shipped with edgecls."""
+    dirs = []
+    for candidate in (Path(workspace) if workspace else None, artifacts_dir(None), SHIPPED_ARTIFACTS):
+        if candidate is not None and candidate not in dirs:
+            dirs.append(candidate)
     return dirs
 
 
