@@ -22,8 +22,9 @@ DataDirOption = typer.Option(
     None, "--data-dir", envvar="EDGECLS_DATA", help="Folder holding the data set files (mnist.npz, cifar10.tar.gz, ...)."
 )
 ArtifactsOption = typer.Option(
-    None, "--artifacts", envvar="EDGECLS_ARTIFACTS", help="Folder of trained models (default: the shipped artifacts/)."
-)
+    None, "--project", "--artifacts", envvar="EDGECLS_ARTIFACTS",
+    help="Workspace folder: models are read from it, then from the shipped zoo; everything written goes here "
+         "(default: ./artifacts, or ./workspace inside the edgecls checkout).")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 OptPath = Optional[Path]

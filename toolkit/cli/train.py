@@ -34,7 +34,7 @@ def train(
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
-    """Train, keep the best validation epoch, test once, save model + metrics + history to artifacts/NAME/.
+    """Train, keep the best validation epoch, test once, save model + metrics + history to <workspace>/NAME/.
 
     Interrupted runs resume from their last finished epoch when started again."""
     from ..artifacts import ModelArtifacts
@@ -61,7 +61,7 @@ def train(
     from ..training.trainer import train_model
 
     result = train_model(
-        spec, dataset, ModelArtifacts.for_name(name, artifacts), seed=seed, epochs=epochs,
+        spec, dataset, ModelArtifacts.in_workspace(name, artifacts), seed=seed, epochs=epochs,
         train_limit=train_limit, fresh=fresh, verbose=1 if sys.stdout.isatty() else 2,
         on_log=lambda msg: say(msg),
     )
