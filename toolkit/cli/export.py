@@ -63,7 +63,9 @@ def export(
     calib_size: int = typer.Option(512, "--calib-size", help="Calibration images, a stratified sample."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | percentile | entropy."),
     labels: OptPath = typer.Option(None, "--labels", help="Class names, one per line (for a .keras file)."),
-    eval_data: OptPath = typer.Option(None, "--eval-data", help="Labelled folder to validate on (default: test set)."),
+    eval_data: OptPath = typer.Option(None, "--eval-data", help="Labelled folder to validate on (default: the model's "
+                                      "own held-out test split)."),
+    data: OptPath = typer.Option(None, "--data", help="Same as --eval-data (the flag eval, bench and report take)."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Validate on a stratified sample of N test images."),
     out: OptPath = typer.Option(None, "--out", help="Output folder (default: beside the Keras model)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
@@ -115,6 +117,7 @@ def export(
         if existing is not None:
             _package(existing, **packaging)
             return
+    eval_data = eval_data or data
     variants = ("fp32",) + (("int8",) if int8 else ()) + (("fp16",) if fp16 else ())
     job, notes = prepare_job(
         target, variants=variants, artifacts=artifacts, data_dir=data_dir, calib_data=calib_data,
@@ -144,9 +147,9 @@ def export(
             say(("int8: ", "bold"), report["int8_speed"]["verdict"], (" (measured now, on this machine)", "dim"))
         for r in report["variants"]:
             if r["written"]:
-                say(("wrote ", "green"), r["path"])
+                say(("wrote ", "green"), str(Path(job.out_dir) / r["path"]))
         for path in report.get("removed_stale", []):
-            say(("removed ", "yellow"), path, " (stale variant, not rebuilt by this export)")
+            say(("removed ", "yellow"), str(Path(job.out_dir) / path), " (stale variant, not rebuilt by this export)")
         say("report: ", str(Path(job.out_dir) / (job.name + ".export.json")))
     if packaging["web"] or packaging["mobile"]:
         _package(Path(job.out_dir) / f"{job.name}.onnx", **packaging)
@@ -180,8 +183,10 @@ def _package(fp32_model: Path, web: bool, web_dir: OptPath, web_variant: str, we
 @app.command()
 def validate(
     model: Path = typer.Argument(..., help="An exported .onnx file."),
-    keras_model: OptPath = typer.Option(None, "--keras", help="The Keras source (default: artifacts/<name>/model.keras)."),
-    eval_data: OptPath = typer.Option(None, "--eval-data", help="Labelled folder to validate on (default: test set)."),
+    keras_model: OptPath = typer.Option(None, "--keras", help="The Keras source (default: model.keras beside the file, "
+                                        "else the model card's of its name)."),
+    eval_data: OptPath = typer.Option(None, "--eval-data", "--data", help="Labelled folder to validate on (default: "
+                                      "the model's own held-out test split)."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Validate on a stratified sample of N images."),
     max_diff: float = GateOptions["max_diff"],
     min_agreement: float = GateOptions["min_agreement"],
@@ -191,11 +196,26 @@ def validate(
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
     """Re-run validation of an exported model against its Keras source; exits 1 if a gate fails."""
+    from ..errors import ModelNotFoundError
     from ..exporting import revalidation_inputs
     from ..exporters.export import revalidate
     from ..runtime.errors import EdgeclsError
 
-    source, data = revalidation_inputs(model, keras_model, eval_data, eval_limit, artifacts, data_dir)
+    try:
+        source, data = revalidation_inputs(model, keras_model, eval_data, eval_limit, artifacts, data_dir)
+    except ModelNotFoundError:
+        if keras_model is not None or eval_data is None:
+            raise
+        source = None  # a bare .onnx with a labelled folder: the checks that need no Keras reference
+    if source is None:
+        result = _bare_validation(model, eval_data)
+        say(("no Keras source: checked the file and scored its accuracy; the agreement and difference gates need "
+             "--keras", "yellow"), target=err_console)
+        if as_json:
+            print(json.dumps(result, indent=2))
+        else:
+            print_variants([result], f"{result['name']}: checked on {result['validation_data']}")
+        return
     result = revalidate(model, source, data, _gates(max_diff, min_agreement, max_int8_drop))
     if as_json:
         print(json.dumps(result, indent=2))
@@ -203,6 +223,25 @@ def validate(
         print_variants([result], f"{result['name']}: validated on {data.description}")
     if not result["passed"]:
         raise EdgeclsError(f"{model}: validation gate failed: {'; '.join(result['failures'])}")
+
+
+def _bare_validation(model: Path, folder: Path) -> dict[str, Any]:
+    """onnx.checker full_check, the runtime's model checks, and accuracy on a labelled folder."""
+    from ..evaluation import evaluate_onnx
+    from ..exporters.export import check_file
+    from ..exporters.onnx_int8 import read_info
+
+    failures = []
+    try:
+        check_file(model.read_bytes())
+    except Exception as exc:  # noqa: BLE001 - the checker raises its own error types
+        failures.append(f"fails onnx.checker full_check: {str(exc).splitlines()[0]}")
+    info = read_info(model)
+    scored = evaluate_onnx(model, folder)
+    return {"variant": info.variant, "path": str(model), "size_bytes": model.stat().st_size, "name": info.name,
+            "validation": {"accuracy": scored["accuracy"], "samples": scored["num_samples"],
+                           "recorded_accuracy": (info.validation or {}).get("accuracy")},
+            "failures": failures, "passed": not failures, "validation_data": f"{folder} ({scored['num_samples']} images)"}
 
 
 def export_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:

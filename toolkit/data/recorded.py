@@ -30,6 +30,16 @@ def data_record(dataset: Dataset, val_fraction: float) -> dict[str, Any]:
             "val_fraction": val_fraction, "test_files": test}
 
 
+def portable_source(dataset: Dataset) -> str:
+    """The card's `dataset_source`: a reference data set's file name inside the data directory (shipped cards
+    carry no machine's paths), a user's folder as its absolute path (where the card finds it again)."""
+    from .catalog import DATASETS
+
+    if dataset.test_files is None and dataset.name in DATASETS:
+        return Path(dataset.source).name if "/" in dataset.source else dataset.source
+    return str(Path(dataset.source).resolve())
+
+
 def _folder_record(card: dict[str, Any]) -> Optional[dict[str, Any]]:
     record = card.get("data")
     return record if isinstance(record, dict) and record.get("kind") == "folder" else None

@@ -267,7 +267,7 @@ def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, se
     import tensorflow as tf
 
     from ..data.catalog import DATASETS
-    from ..data.recorded import data_record
+    from ..data.recorded import data_record, portable_source
 
     info = DATASETS.get(dataset.name)
     cfg = spec.train
@@ -276,7 +276,7 @@ def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, se
         "role": spec.role,
         "architecture": spec.summary,
         "dataset": dataset.name,
-        "dataset_source": dataset.source,
+        "dataset_source": portable_source(dataset),
         # Where the data came from and its held-out test split, so export/eval/bench/report need no flags.
         "data": data_record(dataset, cfg.val_fraction),
         "classes": list(dataset.classes),
