@@ -249,7 +249,15 @@ def _card_for(onnx_path: Path, name: str, artifacts: Optional[config.PathLike]) 
     """The model card of an exported file: the one beside it, else the one of its model name."""
     import json
 
+    from .runtime.metadata import ModelInfo
+    from .runtime.session import create_session
+
     beside = onnx_path.parent / "metrics.json"
-    if beside.is_file():
-        return json.loads(beside.read_text())
-    return ModelArtifacts.for_name(name, artifacts).read_card() if name else None
+    card = json.loads(beside.read_text()) if beside.is_file() else \
+        ModelArtifacts.for_name(name, artifacts).read_card() if name else None
+    if card is None:
+        return None
+    source = ModelInfo.from_metadata(create_session(onnx_path, "cpu").get_modelmeta().custom_metadata_map,
+                                     str(onnx_path)).source_sha256
+    # another model that happens to share the name is not this file's card
+    return card if not (source and card.get("sha256")) or source == card["sha256"] else None

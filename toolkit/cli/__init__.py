@@ -50,7 +50,6 @@ def _on_sigint(signum, frame) -> None:  # noqa: ANN001 - signal handler signatur
 
 
 def main() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter off the terminal
     try:
         import signal
 

@@ -28,12 +28,12 @@ GateOptions = dict(
 )
 
 
-def print_variants(rows: list[dict[str, Any]], title: str) -> None:
+def print_variants(rows: list[dict[str, Any]], title: str, reference: str = "Keras") -> None:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=Text(title), title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("variant", "size", "Keras acc", "ONNX acc", "agreement", "max |diff|", "mean |diff|", "gate"):
+    for col in ("variant", "size", f"{reference} acc", "ONNX acc", "agreement", "max |diff|", "mean |diff|", "gate"):
         table.add_column(col, justify="left" if col in ("variant", "gate") else "right")
     for r in rows:
         v = r["validation"]
@@ -113,7 +113,8 @@ def export(
 
         existing = exported_model(target, artifacts, out)
         if existing is not None and not as_json:
-            say(("already exported: ", "dim"), str(existing), ("  (packaging it; --reexport converts again)", "dim"))
+            say(("already exported: ", "dim"), str(existing), ("  (packaging it; --reexport converts again)", "dim"),
+                target=err_console)
         if existing is not None:
             _package(existing, **packaging)
             return
@@ -126,9 +127,9 @@ def export(
         gates=_gates(max_diff, min_agreement, max_int8_drop, min_int8_agreement), preprocess=preprocess,
         image_size=parse_image_size(image_size), head=head, custom_objects=custom_objects, unsafe=unsafe,
     )
-    for note in notes:  # on stderr with --json, so stdout stays one JSON document
-        say((note, "yellow"), target=err_console if as_json else None)
-    log = (lambda m: None) if as_json else (lambda m: say((m, "dim")))
+    for note in notes:  # notes and progress on stderr: stdout holds the results (one JSON document with --json)
+        say((note, "yellow"), target=err_console)
+    log = (lambda m: None) if as_json else (lambda m: say((m, "dim"), target=err_console))
     try:
         report = run_export(job, on_log=log)
     except GateError as exc:
@@ -149,7 +150,8 @@ def export(
             if r["written"]:
                 say(("wrote ", "green"), str(Path(job.out_dir) / r["path"]))
         for path in report.get("removed_stale", []):
-            say(("removed ", "yellow"), str(Path(job.out_dir) / path), " (stale variant, not rebuilt by this export)")
+            say(("removed ", "yellow"), str(Path(job.out_dir) / path), " (stale variant, not rebuilt by this export)",
+                target=err_console)
         say("report: ", str(Path(job.out_dir) / (job.name + ".export.json")))
     if packaging["web"] or packaging["mobile"]:
         _package(Path(job.out_dir) / f"{job.name}.onnx", **packaging)
@@ -163,7 +165,8 @@ def _package(fp32_model: Path, web: bool, web_dir: OptPath, web_variant: str, we
     folder = fp32_model.parent
     done = package(fp32_model, (web_dir or folder / "web") if web else None, web_variant,
                    (mobile_dir or folder / "mobile") if mobile else None,
-                   log=(lambda m: None) if as_json else (lambda m: say((m, "dim"))), web_format=web_format)
+                   log=(lambda m: None) if as_json else (lambda m: say((m, "dim"), target=err_console)),
+                   web_format=web_format)
     if as_json:
         print(json.dumps(done, indent=2))
         return

@@ -92,7 +92,7 @@ def _show(report: dict, as_json: bool) -> None:
         print(json.dumps(report, indent=2))
     else:
         print_variants(report["variants"], f"{report['name']}: int8 vs the fp32 ONNX file on "
-                       f"{report['validation_data']}")
+                       f"{report['validation_data']}", reference="fp32")
 
 
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .app import ArtifactsOption, DataDirOption, OptPath, app, say
+from .app import ArtifactsOption, DataDirOption, OptPath, app, err_console, say
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -48,10 +48,11 @@ def train(
         h, w = _parse_size(image_size) if image_size else (base.height, base.width)
         spec_in = InputSpec(h, w, channels or base.channels)
         dataset = load_image_folder(Path(data), spec_in)
-        spec = replace(template, name=name, dataset=dataset.name, role="custom",
+        # realistic=None: the zoo's digit renderings carry digit labels, which are not the user's classes
+        spec = replace(template, name=name, dataset=dataset.name, role="custom", realistic=None,
                        summary=f"{template.summary} (architecture of `{arch}`)")
         for line in dataset.skipped:
-            say(("skipped ", "yellow"), line)
+            say(("skipped ", "yellow"), line, target=err_console)
     else:
         if name not in MODELS:
             get_model_spec(name)  # raises with the list of known models
