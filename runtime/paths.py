@@ -96,7 +96,7 @@ def known_models(explicit: Optional[PathLike] = None) -> list[str]:
 
 def did_you_mean(name: str, candidates: list[str]) -> str:
     """' (did you mean X?)' for a close model name, else ''."""
-    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, [c for c in candidates if c != name], n=3, cutoff=0.6)
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 

@@ -29,7 +29,9 @@ def evaluate_artifact(
     from .exporters.reference import keras_probabilities
 
     card = artifacts.read_card()
-    if card is None or not artifacts.keras_path.is_file():
+    if card is not None and not artifacts.keras_path.is_file():
+        raise ModelNotFoundError(f"{artifacts.directory}: model.keras is missing beside metrics.json")
+    if card is None:
         from .runtime.paths import did_you_mean, known_models
 
         hint = did_you_mean(artifacts.name, known_models(artifacts.directory.parent)) or f"; train it with `edgecls train {artifacts.name}`"
