@@ -248,11 +248,15 @@ def _bare_validation(model: Path, folder: Path) -> dict[str, Any]:
 
 
 def export_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
-    """One row per shipped variant, read from the <name>.export.json reports."""
-    from .. import config
+    """One row per exported variant, read from the <name>.export.json reports (workspace first, then the
+    shipped zoo; a model exported in the workspace shadows the shipped one)."""
+    from ..runtime.paths import search_dirs
 
-    rows = []
-    for path in sorted(config.artifacts_dir(artifacts_root).glob("*/*.export.json")):
+    rows, first = [], {}
+    for root in search_dirs(artifacts_root):
+        for path in sorted(root.glob("*/*.export.json")):
+            first.setdefault(path.parent.name, path)
+    for _, path in sorted(first.items()):
         report = json.loads(path.read_text())
         for v in report["variants"]:
             if v.get("written"):

@@ -11,7 +11,6 @@ from .app import ArtifactsOption, JsonOption, OptPath, app, console, print_table
 
 
 def zoo_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
-    from .. import config
     from ..artifacts import ModelArtifacts
     from ..data import dataset_info
     from ..zoo import MODELS
@@ -33,9 +32,12 @@ def zoo_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
             "source_claim": spec.source_claim,
         })
     known = {r["name"] for r in rows}
-    for path in sorted(config.artifacts_dir(artifacts_root).glob("*/metrics.json")):
+    from ..runtime.paths import search_dirs
+
+    for path in [p for root in search_dirs(artifacts_root) for p in sorted(root.glob("*/metrics.json"))]:
         card = json.loads(path.read_text())
         if card["name"] not in known:  # a user's own model trained with --data
+            known.add(card["name"])
             rows.append({"name": card["name"], "role": "custom", "dataset": card["dataset"],
                          "architecture": card["architecture"], "params": card["params"], "macs": card["macs"],
                          "test_accuracy": card["test"]["accuracy"], "source_claim": ""})
