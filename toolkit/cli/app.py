@@ -40,11 +40,13 @@ def say(*parts, target: Optional[Console] = None) -> None:
 
 def print_table(table, target: Optional[Console] = None) -> None:
     """Print a rich Table; when the output is not a terminal (a pipe, a file) lay it out at its natural
-    width so no cell is ever truncated or wrapped: scripts grep these lines."""
+    width as plain space-separated columns, so no cell is ever truncated or wrapped: scripts grep these lines."""
     target = target or console
     if target.is_terminal:
         target.print(table)
         return
+    # plain columns: no box drawing (cut/awk/grep see words and two-space gaps), no padding at the edges
+    table.box, table.padding, table.pad_edge, table.show_edge = None, (0, 1), False, False
     wide = Console(file=target.file, width=100_000, soft_wrap=True, no_color=True, highlight=False)
     wide.print(table)
 

@@ -33,17 +33,19 @@ def print_variants(rows: list[dict[str, Any]], title: str, reference: str = "Ker
     from rich.text import Text
 
     table = Table(title=Text(title), title_justify="left", show_edge=False, pad_edge=False)
+    reasons: list[tuple[str, list[str]]] = []
     for col in ("variant", "size", f"{reference} acc", "ONNX acc", "agreement", "max |diff|", "mean |diff|", "gate"):
         table.add_column(col, justify="left" if col in ("variant", "gate") else "right")
     for r in rows:
         v = r["validation"]
         acc = lambda key: f"{v[key] * 100:.2f}%" if key in v else "n/a"  # noqa: E731
         if r.get("superseded"):
-            gate = Text("superseded by a later attempt below", style="yellow")
+            gate = Text("superseded", style="yellow")
         elif r["passed"]:
             gate = Text.assemble(("pass", "green"), ("" if r.get("written", True) else " (not written)", "dim"))
-        else:
-            gate = Text.assemble(("FAIL", "red"), " " + "; ".join(r["failures"]))
+        else:  # the reasons go below the table: a cell of prose would push every row past 80 columns
+            gate = Text("FAIL", style="red")
+            reasons.append((r["variant"], r["failures"]))
         num = lambda key, fmt: format(v[key], fmt) if key in v else "n/a"  # noqa: E731
         agreement = f"{v['top1_agreement'] * 100:.2f}%" if "top1_agreement" in v else "n/a"
         floats = len(r.get("quantization", {}).get("float_nodes", []))
@@ -51,6 +53,9 @@ def print_variants(rows: list[dict[str, Any]], title: str, reference: str = "Ker
         table.add_row(Text(name), f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
                       agreement, num("max_abs_diff", ".1e"), num("mean_abs_diff", ".1e"), gate)
     print_table(table)
+    for variant, failures in reasons:
+        for failure in failures:
+            say((f"{variant} FAIL: ", "red"), failure)
 
 
 @app.command()
