@@ -118,6 +118,9 @@ def prepare_job(
         if calib_pixels is not None:
             unsure_pixels, unsure_stats = calib_pixels, calib_stats
             unsure_what = f"{calib_data} (the calibration images)"
+        elif card is not None and "int8" in variants and quant.mode != "dynamic":
+            calib_pixels, calib_labels = _card_training_images(card, data_dir)  # None when the data is gone
+            calib_needs_pipeline = calib_pixels is not None and pipeline.declared
     elif card is not None:
         from .data.recorded import card_dataset, describe_source
 
@@ -169,6 +172,18 @@ def prepare_job(
         head=head, image_size=image_size,
     )
     return job, notes
+
+
+def _card_training_images(card: dict[str, Any], data_dir: Optional[config.PathLike]) -> tuple[Any, Any]:
+    """The training images the model card records (raw pixels and labels), to calibrate int8 when only the
+    validation folder was given; (None, None) when that data is not there (then --calib-data is asked for)."""
+    from .data.recorded import card_dataset
+
+    try:
+        train = card_dataset(card, data_dir).train
+    except DataError:
+        return None, None
+    return train.x, train.y
 
 
 def _zoo_attr(name: str, attr: str) -> Any:

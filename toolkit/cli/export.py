@@ -112,7 +112,8 @@ def export(
     from ..exporting import prepare_job
 
     packaging = dict(web=web or web_dir is not None, web_dir=web_dir, web_variant=web_variant, web_format=web_format,
-                     mobile=mobile or mobile_dir is not None, mobile_dir=mobile_dir, as_json=as_json)
+                     mobile=mobile or mobile_dir is not None, mobile_dir=mobile_dir, as_json=as_json,
+                     artifacts=artifacts)
     if (packaging["web"] or packaging["mobile"]) and not (reexport or int8 or fp16):
         from ..exporters.web.package import exported_model
 
@@ -163,11 +164,13 @@ def export(
 
 
 def _package(fp32_model: Path, web: bool, web_dir: OptPath, web_variant: str, web_format: str, mobile: bool,
-             mobile_dir: OptPath, as_json: bool) -> None:
-    """--web / --mobile: package the exported .onnx files (edgecls.exporters.web)."""
+             mobile_dir: OptPath, as_json: bool, artifacts: OptPath = None) -> None:
+    """--web / --mobile: package the exported .onnx files (edgecls.exporters.web); bundles of a shipped model
+    go to the workspace."""
     from ..exporters.web.package import package
+    from ..runtime.paths import is_shipped, workspace_dir
 
-    folder = fp32_model.parent
+    folder = workspace_dir(artifacts) / fp32_model.parent.name if is_shipped(fp32_model) else fp32_model.parent
     done = package(fp32_model, (web_dir or folder / "web") if web else None, web_variant,
                    (mobile_dir or folder / "mobile") if mobile else None,
                    log=(lambda m: None) if as_json else (lambda m: say((m, "dim"), target=err_console)),

@@ -45,6 +45,15 @@ def _folder_record(card: dict[str, Any]) -> Optional[dict[str, Any]]:
     return record if isinstance(record, dict) and record.get("kind") == "folder" else None
 
 
+def _reference(card: dict[str, Any], data_dir: Optional[config.PathLike]) -> Dataset:
+    from .catalog import DATASETS, load_dataset
+
+    if card["dataset"] not in DATASETS:  # a folder model whose card predates the `data` record
+        raise DataError(f"model {card['name']!r} was trained on a folder ({card.get('dataset_source') or card['dataset']}) "
+                        "its card does not record the split of; give --data folder/ to evaluate on a labelled folder")
+    return load_dataset(card["dataset"], data_dir)
+
+
 def describe_source(card: dict[str, Any]) -> str:
     record = _folder_record(card)
     return record["path"] if record else card["dataset"]
@@ -86,9 +95,7 @@ def card_test_split(card: dict[str, Any], data_dir: Optional[config.PathLike] = 
     training held out of the user's folder), and a description for reports."""
     record = _folder_record(card)
     if record is None:
-        from .catalog import load_dataset
-
-        dataset = load_dataset(card["dataset"], data_dir)
+        dataset = _reference(card, data_dir)
         return dataset.test, f"{dataset.name} {card['test']['split']}"
     root, listed = _listed_test(card, record)
     spec = InputSpec.from_dict(card["input_spec"])
@@ -100,9 +107,7 @@ def card_dataset(card: dict[str, Any], data_dir: Optional[config.PathLike] = Non
     as training split it (train = every image not in the recorded test list)."""
     record = _folder_record(card)
     if record is None:
-        from .catalog import load_dataset
-
-        return load_dataset(card["dataset"], data_dir)
+        return _reference(card, data_dir)
     from .folders import class_files
 
     root, listed = _listed_test(card, record)
