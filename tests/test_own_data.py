@@ -75,7 +75,10 @@ def test_own_folder_end_to_end_without_flags(tmp_path, monkeypatch, data_dir):
     assert report["validation_data"].endswith(f"held-out test split ({n_test} images)")  # never training images
     assert (work / "shapes.onnx").is_file()
     if exported.exit_code == 1:  # a tiny model may miss the int8 gate: then it says so, and writes no int8
-        assert "validation gate failed" in exported.output and not (work / "shapes.int8.onnx").exists()
+        from edgecls.exporters.errors import GateError  # (the CLI prints this one line on stderr, exit 1)
+
+        assert isinstance(exported.exception, GateError) and "validation gate failed: int8" in str(exported.exception)
+        assert not (work / "shapes.int8.onnx").exists()
     else:
         assert (work / "shapes.int8.onnx").is_file()
     assert all(not Path(v["path"]).is_absolute() for v in report["variants"])
