@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 import typer
 
 from .app import ArtifactsOption, JsonOption, OptPath, app, err_console, say
@@ -93,6 +92,3 @@ def _show(report: dict, as_json: bool) -> None:
     else:
         print_variants(report["variants"], f"{report['name']}: int8 vs the fp32 ONNX file on "
                        f"{report['validation_data']}", reference="fp32")
-
-
-
