@@ -99,7 +99,9 @@ def test_own_folder_end_to_end_without_flags(tmp_path, monkeypatch, data_dir):
     rows = json.loads(edgecls("infer", "shapes/circle", "--model", "shapes", "--json").stdout)
     assert len(rows) == PER_CLASS and {r["label"] for r in rows} <= set(CLASSES)
 
-    # a shipped model's report goes to the workspace too, never into the package
-    edgecls("report", "mnist")
-    assert (tmp_path / "artifacts" / "mnist" / "report.html").is_file()
+    # a shipped model's export and bench go to the workspace too, never into the package (report: same resolver)
+    edgecls("export", "mnist", "--eval-limit", "500")
+    edgecls("bench", "mnist", "--limit", "200", "--batch-sizes", "1", "--repeats", "1")
+    mine = tmp_path / "artifacts" / "mnist"
+    assert {"mnist.onnx", "mnist.export.json", "bench-cpu.md"} <= {p.name for p in mine.iterdir()}
     assert tree_digest(REPO / "artifacts") == shipped_before
