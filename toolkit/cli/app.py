@@ -45,8 +45,8 @@ def print_table(table, target: Optional[Console] = None) -> None:
     if target.is_terminal:
         target.print(table)
         return
-    # plain columns: no box drawing (cut/awk/grep see words and two-space gaps), no padding at the edges
-    table.box, table.padding, table.pad_edge, table.show_edge = None, (0, 1), False, False
+    # plain columns: no box drawing (cut/awk/grep see words and two-space gaps)
+    table.box, table.padding, table.show_edge = None, (0, 1), False
     wide = Console(file=target.file, width=100_000, soft_wrap=True, no_color=True, highlight=False)
     wide.print(table)
 

@@ -164,21 +164,28 @@ def _bare_onnx(path: Path, folder, data_dir, artifacts):
 
 
 def _print(report: dict) -> None:
+    """Compact enough for an 80-column pipe: one device goes in the title, units in the headers."""
     from rich.table import Table
     from rich.text import Text
 
     bs = report["batch_sizes"]
-    table = Table(title=Text(f"{report['name']}: {report['samples']} test images, {report['threads']} threads"),
-                  title_justify="left", show_edge=False, pad_edge=False)
-    for col in ["format", "device", "size", "acc", "agree"] + [f"img/s @{b}" for b in bs] + ["p50 ms", "p99 ms", "RSS"]:
+    devices = sorted({r["device"] for r in report["rows"]})
+    many = len(devices) > 1
+    title = (f"{report['name']}: {report['samples']} test images, {report['threads']} threads"
+             + ("" if many else f", {devices[0]}") + f"; img/s at batch {', '.join(map(str, bs))}")
+    table = Table(title=Text(title), title_justify="left", show_edge=False, pad_edge=False)
+    cols = ["format"] + (["device"] if many else []) + ["KiB", "acc", "agree"] + [f"@{b}" for b in bs] + \
+        ["p50/p99 ms", "RSS MB"]
+    for col in cols:
         table.add_column(col, justify="left" if col in ("format", "device") else "right")
     for r in report["rows"]:
+        head = [r["label"]] + ([r["device"]] if many else [])
         if r.get("error"):
-            table.add_row(r["label"], r["device"], Text(f"could not run: {r['error']}", style="yellow"))
+            table.add_row(*head, Text(f"could not run: {r['error']}", style="yellow"))
             continue
-        table.add_row(r["label"], r["device"], f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r.get("accuracy")),
+        table.add_row(*head, f"{r['size_bytes'] / 1024:,.0f}", percent(r.get("accuracy")),
                       percent(r.get("agreement")), *[f"{r['throughput'][str(b)]:,.0f}" for b in bs],
-                      f"{r['latency_p50_ms']:.3f}", f"{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f} MB")
+                      f"{r['latency_p50_ms']:.3f}/{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f}")
     print_table(table)
 
 

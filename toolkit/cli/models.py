@@ -71,12 +71,15 @@ def models(
     from rich.table import Table
     from rich.text import Text
 
+
+    # in a pipe the long architecture descriptions would push every line past 80 columns: --json/--markdown have them
+    wide = console.is_terminal
     table = Table(title="edgecls model zoo", show_lines=False)
     for col, just in (("name", "left"), ("role", "left"), ("data set", "left"), ("params", "right"),
-                      ("MACs/img", "right"), ("test acc", "right"), ("architecture", "left")):
+                      ("MACs/img", "right"), ("test acc", "right")) + ((("architecture", "left"),) if wide else ()):
         table.add_column(col, justify=just, no_wrap=col == "name")  # scripts grep names: never cut or wrapped
     for r in rows:
         acc = Text(f"{r['test_accuracy'] * 100:.2f}%") if r["test_accuracy"] is not None else Text("not trained", "dim")
         table.add_row(Text(r["name"]), Text(r["role"]), Text(r["dataset"]), f"{r['params']:,}",
-                      f"{r['macs'] / 1e6:.2f}M", acc, Text(r["architecture"]))
+                      f"{r['macs'] / 1e6:.2f}M", acc, *([Text(r["architecture"])] if wide else []))
     print_table(table)
