@@ -392,7 +392,8 @@ def write_variants(job: ExportJob, conv: Converted, candidates: list[Candidate],
         row = {"variant": c.variant, "quantization": c.quantization, "validation": c.validation,
                "failures": [str(f) for f in c.failures], "failure_types": [f.to_dict() for f in c.failures],
                "size_bytes": len(c.data) if c.data else 0, "passed": not c.failures,
-               "path": str(variant_path(job.out_dir, job.name, c.variant)), "written": False, **c.extra}
+               # relative to the report (which sits beside the models): no machine's absolute paths in reports
+               "path": variant_path(job.out_dir, job.name, c.variant).name, "written": False, **c.extra}
         if c.superseded:
             row["superseded"] = True
         if row["passed"] and not failed_fp32 and not c.superseded:
@@ -403,11 +404,12 @@ def write_variants(job: ExportJob, conv: Converted, candidates: list[Candidate],
                 preprocess=tuple(job.preprocess), unsure=unsure_rule.to_dict() if unsure_rule else {},
             )
             final = _embed(c.data, info)
-            write_bytes_atomic(Path(row["path"]), final)
+            target = variant_path(job.out_dir, job.name, c.variant)
+            write_bytes_atomic(target, final)
             row["size_bytes"], row["written"] = len(final), True
-            written.append(row["path"])
+            written.append(str(target))
         rows.append(row)
-    removed = [] if failed_fp32 else remove_stale_variants(job.out_dir, job.name, written)
+    removed = [] if failed_fp32 else [Path(p).name for p in remove_stale_variants(job.out_dir, job.name, written)]
     return rows, written, removed
 
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite gets its own empty workspace: a user's models in ./artifacts, ./workspace or $EDGECLS_ARTIFACTS never
+# change what tests see, and nothing a test runs writes there (reads fall back to the shipped zoo).
+_WORKSPACE = tempfile.mkdtemp(prefix="edgecls-test-workspace-")
+os.environ["EDGECLS_ARTIFACTS"] = _WORKSPACE
+atexit.register(shutil.rmtree, _WORKSPACE, True)
 
 
 @pytest.fixture(scope="session")

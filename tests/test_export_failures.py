@@ -121,7 +121,7 @@ def test_auto_fallback_ships_dynamic_when_static_fails(tmp_path, model, pixels, 
     assert (fp32["variant"], static["variant"], dynamic["variant"]) == ("fp32", "int8", "int8-dynamic")
     assert static["failures"] and static["superseded"] and not static["written"] and not static["passed"]
     assert dynamic["passed"] and dynamic["written"] and not dynamic.get("superseded")
-    assert dynamic["path"] == static["path"] == str(tmp_path / "tiny.int8.onnx")  # one slot, the dynamic fills it
+    assert dynamic["path"] == static["path"] == "tiny.int8.onnx"  # one slot, the dynamic fills it (relative path)
     assert report["passed"]  # the superseded static attempt does not fail the export
     shipped = info(tmp_path / "tiny.int8.onnx")
     assert shipped.variant == "int8-dynamic" and shipped.quantization["method"] == "dynamic"
@@ -144,10 +144,10 @@ def test_auto_fallback_that_also_fails_ships_no_int8(tmp_path, model, pixels, la
     # never left to run beside a model it was not validated against (was: the previous int8 stays).
     stale = str(tmp_path / "tiny.int8.onnx")
     assert not os.path.lexists(stale)
-    assert err.value.report["removed_stale"] == [stale]
+    assert err.value.report["removed_stale"] == ["tiny.int8.onnx"]  # relative to the report
     assert info(tmp_path / "tiny.onnx").variant == "fp32"
     assert read_report(tmp_path)["passed"] is False
-    assert read_report(tmp_path)["removed_stale"] == [stale]
+    assert read_report(tmp_path)["removed_stale"] == ["tiny.int8.onnx"]
 
 
 def test_static_mode_never_falls_back(tmp_path, model, pixels, labels, monkeypatch):
@@ -198,7 +198,7 @@ def test_shipped_metadata_records_the_gates_and_validation(tmp_path, model, pixe
     gates = Gates(int8_max_accuracy_drop=50.0, **ROOMY)
     report = run_export(job(model, pixels, labels, tmp_path, variants=("fp32", "int8"), gates=gates))
     for entry in report["variants"]:
-        shipped = info(Path(entry["path"]))
+        shipped = info(tmp_path / entry["path"])
         assert shipped.validation == {"data": "synthetic (96 images)", **entry["validation"], "gates": gates.to_dict()}
         assert shipped.labels == LABELS and shipped.dataset == "synthetic" and shipped.source_sha256 == "0" * 64
     assert report["gates"] == gates.to_dict()

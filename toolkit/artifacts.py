@@ -1,6 +1,9 @@
 """Where a trained model's files live, and reading/writing them safely.
 
-artifacts/<name>/
+Reads find a model in the workspace first, then in the shipped zoo; writes always go to the workspace
+(edgecls.runtime.paths holds the rule). A model folder:
+
+<workspace>/<name>/
     model.keras     the trained model (inference copy: no optimizer state)
     metrics.json    model card: data set, classes, input spec, size, cost, test metrics, training facts
     history.json    per-epoch training curves
@@ -27,6 +30,14 @@ class ModelArtifacts:
 
     @classmethod
     def for_name(cls, name: str, root: Optional[config.PathLike] = None) -> "ModelArtifacts":
+        """Where model `name` is read from: the workspace if it has it, else the shipped zoo."""
+        from .runtime.paths import model_dir
+
+        return cls(model_dir(name, root))
+
+    @classmethod
+    def in_workspace(cls, name: str, root: Optional[config.PathLike] = None) -> "ModelArtifacts":
+        """Where this run writes model `name` (training, exports, benchmarks, reports)."""
         return cls(config.artifacts_dir(root) / name)
 
     @property
@@ -60,34 +71,75 @@ class ModelArtifacts:
 
 @dataclass(frozen=True)
 class ModelSource:
-    """A model the user named: its .keras file, export name, model card (zoo models) and output folder."""
+    """A model the user named: its .keras file, export name, model card, the folder it was read from and the
+    folder this run writes to (the workspace; differs from `directory` for a shipped model)."""
 
     keras_path: Path
     name: str
     card: Optional[dict[str, Any]]
     directory: Path
+    out_dir: Optional[Path] = None
+
+    @property
+    def output_dir(self) -> Path:
+        return self.out_dir or self.directory
 
     def variant_files(self) -> dict[str, Path]:
-        """Where each exported variant lives (the exporters' variant table decides the suffixes)."""
+        """Where each exported variant lives: in the output folder when exported there, else beside the model."""
         from .exporters.export import VARIANT_TABLE
 
-        return {v.name: self.directory / f"{self.name}{v.suffix}" for v in VARIANT_TABLE.values()}
+        files = {}
+        for v in VARIANT_TABLE.values():
+            mine = self.output_dir / f"{self.name}{v.suffix}"
+            files[v.name] = mine if mine.is_file() or self.output_dir == self.directory else \
+                self.directory / f"{self.name}{v.suffix}"
+        return files
 
 
 def resolve_source(target: str, root: Optional[config.PathLike] = None) -> ModelSource:
-    """A zoo name (artifacts/<name>/model.keras + metrics.json) or a path to a .keras file -> ModelSource.
-    The one resolver `export` and `bench` use, so both find the same files for the same argument."""
+    """A model name (<name>/model.keras + metrics.json in the workspace, else the shipped zoo) or a path to a
+    .keras file -> ModelSource. The one resolver `export`, `bench` and `report` use, so all find the same files
+    for the same argument; what they write goes to the workspace, never into the shipped zoo."""
+    from .runtime.paths import looks_like_path
+
     path = Path(target)
-    if path.suffix == ".keras" or path.is_file():
+    if path.suffix == ".keras" or path.is_file() or looks_like_path(target):
         if not path.is_file():
             raise ModelNotFoundError(f"{path}: no such file")
-        return ModelSource(path, path.stem, None, path.parent)
+        card = _card_beside(path)
+        out = config.artifacts_dir(root) / path.parent.name if card is not None and _shipped(path) else None
+        return ModelSource(path, path.parent.name if card is not None else path.stem, card, path.parent, out)
     art = ModelArtifacts.for_name(target, root)
     card = art.read_card()
     if card is None or not art.keras_path.is_file():
-        raise ModelNotFoundError(f"no trained model {target!r} at {art.directory} and no such .keras file; "
-                                 f"train it first (`edgecls train {target}`)")
-    return ModelSource(art.keras_path, target, card, art.directory)
+        raise ModelNotFoundError(missing_model_message(target, art.directory, root))
+    return ModelSource(art.keras_path, target, card, art.directory, ModelArtifacts.in_workspace(target, root).directory)
+
+
+def _shipped(path: Path) -> bool:
+    from .runtime.paths import is_shipped
+
+    return is_shipped(path)
+
+
+def _card_beside(keras_path: Path) -> Optional[dict[str, Any]]:
+    """The model card of <folder>/model.keras trained by edgecls (so a path to it works like its name)."""
+    card_path = keras_path.parent / "metrics.json"
+    if keras_path.name != "model.keras" or not card_path.is_file():
+        return None
+    return json.loads(card_path.read_text())
+
+
+def missing_model_message(name: str, looked: Path, root: Optional[config.PathLike] = None) -> str:
+    """One line for a model name that is not there: a close name if there is one, else how to train it."""
+    from .runtime.paths import did_you_mean, known_models, search_dirs
+
+    where = " or ".join(str(d) for d in search_dirs(root))
+    close = did_you_mean(name, known_models(root))
+    if close:
+        return f"no trained model {name!r} in {where}{close}"
+    return (f"no trained model {name!r} in {where} and no such .keras file; train it first "
+            f"(`edgecls train {name}`, or `edgecls train {name} --data folder/` for your own images)")
 
 
 def save_keras_atomic(model, path: Path) -> None:

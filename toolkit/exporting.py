@@ -80,7 +80,7 @@ def prepare_job(
 
     notes: list[str] = []
     source = resolve_source(target, artifacts)
-    keras_path, name, card, default_out = source.keras_path, source.name, source.card, source.directory
+    keras_path, name, card, default_out = source.keras_path, source.name, source.card, source.output_dir
     objects = None
     if custom_objects:
         from .custom_objects import import_custom_objects
@@ -118,12 +118,15 @@ def prepare_job(
         if calib_pixels is not None:
             unsure_pixels, unsure_stats = calib_pixels, calib_stats
             unsure_what = f"{calib_data} (the calibration images)"
+        elif card is not None and "int8" in variants and quant.mode != "dynamic":
+            calib_pixels, calib_labels = _card_training_images(card, data_dir)  # None when the data is gone
+            calib_needs_pipeline = calib_pixels is not None and pipeline.declared
     elif card is not None:
-        from .data import load_dataset
+        from .data.recorded import card_dataset, describe_source
 
-        dataset = load_dataset(card["dataset"], data_dir)
+        dataset = card_dataset(card, data_dir)
         test = limit_split(dataset.test, eval_limit, quant.seed)
-        what = f"{dataset.name} {card['test']['split']}"
+        what = f"{describe_source(card)} {card['test']['split']}"
         if len(test) < len(dataset.test):
             what += f", stratified sample of {len(test)}"
         shape = (spec.height, spec.width)
@@ -131,7 +134,7 @@ def prepare_job(
         evaluation = EvalData(test_x, test.y, f"{what} ({len(test)} images)", test_stats)
         held_out = heldout_split(dataset, name, card)
         unsure_pixels, unsure_stats = pipeline.apply(held_out.x, shape) if pipeline.declared else (held_out.x, None)
-        unsure_what = f"{dataset.name} held-out validation images ({len(held_out)})"
+        unsure_what = f"{describe_source(card)} held-out validation images ({len(held_out)})"
         if calib_pixels is None:
             calib_pixels, calib_labels = dataset.train.x, dataset.train.y
             calib_needs_pipeline = pipeline.declared
@@ -171,6 +174,18 @@ def prepare_job(
     return job, notes
 
 
+def _card_training_images(card: dict[str, Any], data_dir: Optional[config.PathLike]) -> tuple[Any, Any]:
+    """The training images the model card records (raw pixels and labels), to calibrate int8 when only the
+    validation folder was given; (None, None) when that data is not there (then --calib-data is asked for)."""
+    from .data.recorded import card_dataset
+
+    try:
+        train = card_dataset(card, data_dir).train
+    except DataError:
+        return None, None
+    return train.x, train.y
+
+
 def _zoo_attr(name: str, attr: str) -> Any:
     from .zoo import MODELS
 
@@ -194,7 +209,7 @@ def heldout_split(dataset: Any, name: str, card: dict[str, Any]) -> Any:
     if dataset.val is not None:
         return dataset.val
     recipe = _zoo_attr(card.get("name", name), "train")
-    fraction = recipe.val_fraction if recipe is not None else 0.1
+    fraction = (card.get("data") or {}).get("val_fraction") or (recipe.val_fraction if recipe is not None else 0.1)
     seed = int(card.get("training", {}).get("seed", 1337))
     _, hold = stratified_holdout(dataset.train.y, fraction, seed)
     return dataset.train.take(hold)
@@ -209,8 +224,11 @@ def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: 
 
     info = ModelInfo.from_metadata(create_session(onnx_path, "cpu").get_modelmeta().custom_metadata_map,
                                    str(onnx_path))
-    art = ModelArtifacts.for_name(info.name, artifacts)
-    keras_path = Path(keras_path) if keras_path else art.keras_path
+    card = _card_for(onnx_path, info.name, artifacts)
+    if keras_path is None:
+        beside = onnx_path.parent / "model.keras"
+        keras_path = beside if beside.is_file() else ModelArtifacts.for_name(info.name, artifacts).keras_path
+    keras_path = Path(keras_path)
     if not keras_path.is_file():
         raise ModelNotFoundError(f"{onnx_path}: its Keras source is not at {keras_path}; give --keras")
     if info.source_sha256 and sha256_file(keras_path) != info.source_sha256:
@@ -220,16 +238,41 @@ def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: 
     spec = InputSpec(info.input_spec.height, info.input_spec.width, info.input_spec.channels)
     pipeline = Pipeline.parse(info.preprocess or None, str(onnx_path))
     if eval_data is not None:
-        split, _, _ = read_labelled_folder(eval_data, spec, info.labels, pipeline)
-        return model, EvalData(split.x, split.y, f"{eval_data} ({len(split)} images)")
-    if not info.dataset:
-        raise DataError(f"{onnx_path}: no training data set recorded; give --eval-data folder/<class>/")
-    from .data import DATASETS, load_dataset
+        from .data.recorded import folder_test_split
 
-    if info.dataset not in DATASETS:
-        raise DataError(f"{onnx_path}: trained on {info.dataset!r}, not a reference data set; give --eval-data")
-    full = load_dataset(info.dataset, data_dir).test
+        split = folder_test_split(eval_data, list(info.labels), spec, pipeline)
+        return model, EvalData(split.x, split.y, f"{eval_data} ({len(split)} images)")
+    from .data import DATASETS, load_dataset
+    from .data.recorded import card_test_split
+
+    if card is not None and card.get("dataset") == info.dataset and card.get("data"):
+        full, what = card_test_split(card, data_dir)
+    elif not info.dataset:
+        raise DataError(f"{onnx_path}: no training data set recorded; give --data folder/<class>/")
+    elif info.dataset not in DATASETS:
+        raise DataError(f"{onnx_path}: trained on {info.dataset!r}, and no model card beside it or in the workspace "
+                        "says where that data is; give --data folder/<class>/")
+    else:
+        full, what = load_dataset(info.dataset, data_dir).test, f"{info.dataset} test"
     test = limit_split(full, eval_limit, 1337)
-    what = f"{info.dataset} test" + (", stratified sample" if len(test) < len(full) else "")
+    what += ", stratified sample" if len(test) < len(full) else ""
     test = preprocess_split(test, spec, pipeline)
     return model, EvalData(test.x, test.y, f"{what} ({len(test)} images)")
+
+
+def _card_for(onnx_path: Path, name: str, artifacts: Optional[config.PathLike]) -> Optional[dict[str, Any]]:
+    """The model card of an exported file: the one beside it, else the one of its model name."""
+    import json
+
+    from .runtime.metadata import ModelInfo
+    from .runtime.session import create_session
+
+    beside = onnx_path.parent / "metrics.json"
+    card = json.loads(beside.read_text()) if beside.is_file() else \
+        ModelArtifacts.for_name(name, artifacts).read_card() if name else None
+    if card is None:
+        return None
+    source = ModelInfo.from_metadata(create_session(onnx_path, "cpu").get_modelmeta().custom_metadata_map,
+                                     str(onnx_path)).source_sha256
+    # another model that happens to share the name is not this file's card
+    return card if not (source and card.get("sha256")) or source == card["sha256"] else None

@@ -13,15 +13,14 @@ from .mobile import export_mobile
 
 def exported_model(target: str, artifacts: Optional[Union[str, os.PathLike]] = None,
                    out: Optional[Union[str, os.PathLike]] = None) -> Optional[Path]:
-    """The fp32 .onnx an earlier `edgecls export TARGET` wrote, if any (zoo names only: a .keras path is
-    always exported again)."""
-    from ...runtime.paths import artifacts_dir
+    """The fp32 .onnx an earlier `edgecls export TARGET` wrote (in the workspace, else the shipped one), if any
+    (zoo names only: a .keras path is always exported again)."""
+    from ...runtime.paths import search_dirs
 
     if target.endswith(".keras") or Path(target).is_file():
         return None
-    folder = Path(out) if out else artifacts_dir(artifacts) / target
-    path = folder / f"{target}.onnx"
-    return path if path.is_file() else None
+    folders = [Path(out)] if out else [root / target for root in search_dirs(artifacts)]  # workspace, then shipped
+    return next((f / f"{target}.onnx" for f in folders if (f / f"{target}.onnx").is_file()), None)
 
 
 def package(fp32_model: Path, web_dir: Optional[Path], web_variant: str, mobile_dir: Optional[Path],

@@ -53,12 +53,14 @@ def cuda_available() -> bool:
         return False
 
 
-def plan_rows(keras_path: Path, onnx_files: dict[str, Path], devices: tuple[str, ...]) -> list[Row]:
-    """Keras, TFLite fp32 and every ONNX variant present, on each device (TFLite: CPU only)."""
+def plan_rows(keras_path: Optional[Path], onnx_files: dict[str, Path], devices: tuple[str, ...]) -> list[Row]:
+    """Keras, TFLite fp32 and every ONNX variant present, on each device (TFLite: CPU only); a bare .onnx file
+    (no Keras source) gets its ONNX row only."""
     rows = []
     for device in devices:
-        rows.append(Row("Keras", "keras", keras_path, device))
-        rows.append(Row("TFLite fp32", "tflite", keras_path, device))
+        if keras_path is not None:
+            rows.append(Row("Keras", "keras", keras_path, device))
+            rows.append(Row("TFLite fp32", "tflite", keras_path, device))
         for variant, path in onnx_files.items():
             rows.append(Row(f"ONNX {variant}", "onnx", path, device))
     return rows

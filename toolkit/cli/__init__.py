@@ -17,7 +17,7 @@ ERROR, INTERRUPTED = 1, 130  # as in edgecls.runtime.exit_codes; literal so a Ct
 
 
 def _load_app():
-    from . import bench, evaluate, export, infer, models, serve, train  # noqa: F401 - commands register on `app`
+    from . import bench, evaluate, export, infer, models, quantize, serve, train  # noqa: F401 - commands register on `app`
     from .app import app as typer_app
 
     globals()["app"] = typer_app  # importing the submodule edgecls.cli.app set `app` to the module; the name means the Typer
@@ -50,7 +50,6 @@ def _on_sigint(signum, frame) -> None:  # noqa: ANN001 - signal handler signatur
 
 
 def main() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter off the terminal
     try:
         import signal
 

@@ -22,8 +22,9 @@ DataDirOption = typer.Option(
     None, "--data-dir", envvar="EDGECLS_DATA", help="Folder holding the data set files (mnist.npz, cifar10.tar.gz, ...)."
 )
 ArtifactsOption = typer.Option(
-    None, "--artifacts", envvar="EDGECLS_ARTIFACTS", help="Folder of trained models (default: the shipped artifacts/)."
-)
+    None, "--project", "--artifacts", envvar="EDGECLS_ARTIFACTS",
+    help="Workspace folder: models are read from it, then from the shipped zoo; everything written goes here "
+         "(default: ./artifacts, or ./workspace inside the edgecls checkout).")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 OptPath = Optional[Path]
@@ -39,11 +40,13 @@ def say(*parts, target: Optional[Console] = None) -> None:
 
 def print_table(table, target: Optional[Console] = None) -> None:
     """Print a rich Table; when the output is not a terminal (a pipe, a file) lay it out at its natural
-    width so no cell is ever truncated or wrapped: scripts grep these lines."""
+    width as plain space-separated columns, so no cell is ever truncated or wrapped: scripts grep these lines."""
     target = target or console
     if target.is_terminal:
         target.print(table)
         return
+    # plain columns: no box drawing (cut/awk/grep see words and two-space gaps)
+    table.box, table.padding, table.show_edge = None, (0, 1), False
     wide = Console(file=target.file, width=100_000, soft_wrap=True, no_color=True, highlight=False)
     wide.print(table)
 
@@ -59,5 +62,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own start-up and retracing logs."),
 ) -> None:
     """Train, export and run small image classifiers at the edge."""
+    from ..quiet import quiet_tensorflow
+
+    quiet_tensorflow(verbose)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -24,13 +25,15 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
 
 @app.command()
 def bench(
-    target: str = typer.Argument(..., help="Zoo model in artifacts/ (e.g. mnist) or a path to a .keras file."),
+    target: str = typer.Argument(..., help="A model name (e.g. mnist), a .keras file, or an exported .onnx file."),
     device: str = typer.Option("auto", "--device", help="auto (CPU, plus CUDA when present) | cpu | cuda."),
     batch_sizes: str = typer.Option("1,32,256", "--batch-sizes", help="Comma-separated batch sizes."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every engine (default: all cores)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score accuracy on a stratified sample of N test images."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed windows per measurement (median reported)."),
     as_json: bool = JsonOption,
+    data: OptPath = typer.Option(None, "--data", help="Score accuracy on this labelled folder (<class>/ sub-folders) "
+                                 "instead of the model's own test split; needed for a bare .onnx file."),
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
@@ -40,7 +43,7 @@ def bench(
 
     from ..bench.runner import (BenchConfig, cuda_available, failed_rows, markdown, outcomes_to_json, plan_rows,
                                 run_bench)
-    from ..data.types import limit_split, preprocess_split
+    from ..data.types import Split, limit_split
     from ..machine import describe_machine
     from ..runtime.atomic import write_bytes_atomic, write_json_atomic
     from ..runtime.errors import EdgeclsError
@@ -52,31 +55,17 @@ def bench(
         raise EdgeclsError("device cuda requested but onnxruntime has no CUDA provider here (install edgecls[gpu])")
     devices = ("cpu", "cuda") if device == "auto" and has_cuda else (("cpu",) if device == "auto" else (device,))
 
-    from ..artifacts import resolve_source
+    from ..runtime.paths import looks_like_path
 
-    source = resolve_source(target, artifacts)
-    keras_path, name, card, out_dir = source.keras_path, source.name, source.card, source.directory
-    onnx_files = source.variant_files()
-    onnx_files = {v: p for v, p in onnx_files.items() if p.is_file() and (v != "fp16" or "cuda" in devices)}
-    if card is not None:
-        from ..data import load_dataset
-
-        from ..exporting import declared_pipeline
-        from ..runtime.spec import InputSpec
-
-        test = limit_split(load_dataset(card["dataset"], data_dir).test, limit, 1337)
-        # accuracy as users get it: through the model's declared preprocessing
-        test = preprocess_split(test, InputSpec.from_dict(card["input_spec"]), declared_pipeline(name, card, None))
-        x, y, dataset = test.x, test.y, f"{card['dataset']} {card['test']['split']}"
+    folder = Path(data) if data else None
+    if target.endswith(".onnx") or (looks_like_path(target) and Path(target).suffix == ".onnx"):
+        keras_path, name, onnx_files, x, y, dataset, out_dir = _bare_onnx(Path(target), folder, data_dir, artifacts)
     else:
-        import numpy as np
-
-        from ..exporters.convert import image_input_spec
-        from ..artifacts import load_keras_model
-
-        spec = image_input_spec(load_keras_model(keras_path))
-        x = np.random.default_rng(0).integers(0, 256, (limit or 1000, *spec.shape), dtype=np.uint8)
-        y, dataset = None, "random pixels (no labels: agreement only)"
+        keras_path, name, onnx_files, x, y, dataset, out_dir = _keras_source(target, folder, limit, devices, data_dir,
+                                                                            artifacts)
+    if y is not None and limit and limit < len(y):
+        test = limit_split(Split(x, y), limit, 1337)
+        x, y = test.x, test.y
     cfg = BenchConfig(batch_sizes=_batch_sizes(batch_sizes), devices=devices, threads=threads or os.cpu_count() or 1,
                       repeats=repeats)
     rows = plan_rows(keras_path, onnx_files, devices)
@@ -107,33 +96,109 @@ def bench(
         raise typer.Exit(2)
 
 
+def _keras_source(target, folder, limit, devices, data_dir, artifacts):
+    """A model name or .keras file: its Keras model, its exported variants, and its own test split (or --data),
+    through its declared preprocessing; results are written to the workspace."""
+    from ..artifacts import resolve_source
+    from ..data.types import preprocess_split
+
+    source = resolve_source(target, artifacts)
+    keras_path, name, card = source.keras_path, source.name, source.card
+    onnx_files = {v: p for v, p in source.variant_files().items() if p.is_file() and (v != "fp16" or "cuda" in devices)}
+    if card is not None:
+        from ..data.recorded import card_test_split, folder_test_split
+        from ..exporting import declared_pipeline
+        from ..runtime.spec import InputSpec
+
+        spec, pipeline = InputSpec.from_dict(card["input_spec"]), declared_pipeline(name, card, None)
+        if folder is not None:
+            test, dataset = folder_test_split(folder, list(card["classes"]), spec, pipeline), str(folder)
+        else:
+            raw, dataset = card_test_split(card, data_dir)
+            # accuracy as users get it: through the model's declared preprocessing
+            test = preprocess_split(raw, spec, pipeline)
+        x, y = test.x, test.y
+    else:
+        import numpy as np
+
+        from ..artifacts import load_keras_model
+        from ..exporters.convert import image_input_spec
+
+        spec = image_input_spec(load_keras_model(keras_path))
+        x = np.random.default_rng(0).integers(0, 256, (limit or 1000, *spec.shape), dtype=np.uint8)
+        y, dataset = None, "random pixels (no labels: agreement only)"
+    return keras_path, name, onnx_files, x, y, dataset, source.output_dir
+
+
+def _bare_onnx(path: Path, folder, data_dir, artifacts):
+    """An exported .onnx file without its Keras source: its one ONNX row, scored on --data (or the test split
+    its model card records); results go to the workspace folder of its model name."""
+    from ..data.recorded import folder_test_split
+    from ..data.types import preprocess_split
+    from ..runtime.classifier import Classifier
+    from ..runtime.errors import EdgeclsError
+    from ..runtime.paths import workspace_dir
+    from ..runtime.spec import InputSpec
+    from ..runtime.transforms import Pipeline
+
+    if not path.is_file():
+        raise EdgeclsError(f"{path}: no such model file")
+    info = Classifier(path, device="cpu").info
+    spec = InputSpec(info.input_spec.height, info.input_spec.width, info.input_spec.channels)
+    pipeline = Pipeline.parse(info.preprocess or None, str(path))
+    if folder is not None:
+        test, dataset = folder_test_split(folder, list(info.labels), spec, pipeline), str(folder)
+    else:
+        from ..data.recorded import card_test_split
+        from ..exporting import _card_for
+
+        card = _card_for(path, info.name, artifacts)
+        if card is None or card.get("dataset") != info.dataset:
+            raise EdgeclsError(f"{path}: no model card says which data it was trained on; give --data folder/ "
+                               "(one sub-folder per class)")
+        raw, dataset = card_test_split(card, data_dir)
+        test = preprocess_split(raw, spec, pipeline)
+    name = info.name or path.stem.split(".")[0]
+    variant = info.variant if info.variant in ("fp32", "int8", "fp16", "int8-dynamic") else "fp32"
+    return None, name, {variant: path}, test.x, test.y, dataset, workspace_dir(artifacts) / name
+
+
 def _print(report: dict) -> None:
+    """Compact enough for an 80-column pipe: one device goes in the title, units in the headers."""
     from rich.table import Table
     from rich.text import Text
 
     bs = report["batch_sizes"]
-    table = Table(title=Text(f"{report['name']}: {report['samples']} test images, {report['threads']} threads"),
-                  title_justify="left", show_edge=False, pad_edge=False)
-    for col in ["format", "device", "size", "acc", "agree"] + [f"img/s @{b}" for b in bs] + ["p50 ms", "p99 ms", "RSS"]:
+    devices = sorted({r["device"] for r in report["rows"]})
+    many = len(devices) > 1
+    title = (f"{report['name']}: {report['samples']} test images, {report['threads']} threads"
+             + ("" if many else f", {devices[0]}") + f"; img/s at batch {', '.join(map(str, bs))}")
+    table = Table(title=Text(title), title_justify="left", show_edge=False, pad_edge=False)
+    cols = ["format"] + (["device"] if many else []) + ["KiB", "acc", "agree"] + [f"@{b}" for b in bs] + \
+        ["p50/p99 ms", "RSS MB"]
+    for col in cols:
         table.add_column(col, justify="left" if col in ("format", "device") else "right")
     for r in report["rows"]:
+        head = [r["label"]] + ([r["device"]] if many else [])
         if r.get("error"):
-            table.add_row(r["label"], r["device"], Text(f"could not run: {r['error']}", style="yellow"))
+            table.add_row(*head, Text(f"could not run: {r['error']}", style="yellow"))
             continue
-        table.add_row(r["label"], r["device"], f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r.get("accuracy")),
+        table.add_row(*head, f"{r['size_bytes'] / 1024:,.0f}", percent(r.get("accuracy")),
                       percent(r.get("agreement")), *[f"{r['throughput'][str(b)]:,.0f}" for b in bs],
-                      f"{r['latency_p50_ms']:.3f}", f"{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f} MB")
+                      f"{r['latency_p50_ms']:.3f}/{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f}")
     print_table(table)
 
 
 @app.command()
 def report(
-    name: str = typer.Argument(..., help="A trained model in artifacts/ (e.g. emotion)."),
+    name: str = typer.Argument(..., help="A trained model (e.g. emotion, or your own)."),
+    data: OptPath = typer.Option(None, "--data", help="Score on this labelled folder instead of the model's own "
+                                 "held-out test split."),
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
-    """Write artifacts/NAME/report.html (self-contained) and its PNG figures."""
+    """Write <workspace>/NAME/report.html (self-contained) and its PNG figures."""
     from ..report.build import build_report
 
-    path = build_report(name, artifacts, data_dir)
+    path = build_report(name, artifacts, data_dir, Path(data) if data else None)
     say(("wrote ", "green"), f"{path} (figures in {path.parent / 'figures'})")

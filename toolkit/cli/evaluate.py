@@ -8,33 +8,65 @@ from typing import Any
 
 import typer
 
-from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console, print_table, say
+from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console, err_console, print_table, say
 
 
 @app.command("eval")
 def evaluate(
-    name: str = typer.Argument(..., help="A trained model in artifacts/ (e.g. mnist), or `all` for every shipped one."),
-    data: OptPath = typer.Option(None, "--data", help="Evaluate on your own labelled folder (<class>/ sub-folders)."),
+    name: str = typer.Argument(..., help="A trained model (e.g. mnist), an exported .onnx file, or `all`."),
+    data: OptPath = typer.Option(None, "--data", help="Evaluate on this labelled folder (<class>/ sub-folders; its "
+                                 "test/ part if it has train/ and test/) instead of the model's own test split."),
     as_json: bool = JsonOption,
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
-    """Evaluate a trained model on its data set's official test split."""
-    from .. import config
-    from ..artifacts import ModelArtifacts
-    from ..evaluation import evaluate_artifact
+    """Evaluate a model on the test split its card records (never on its training images).
 
-    if name == "all":
-        root = config.artifacts_dir(artifacts)
-        targets = [ModelArtifacts(p.parent) for p in sorted(root.glob("*/metrics.json"))]
-    else:
-        targets = [ModelArtifacts.for_name(name, artifacts)]
-    results = [evaluate_artifact(t, data_dir, Path(data) if data else None) for t in targets]
-    if as_json:
-        console.print_json(json.dumps(results[0] if name != "all" else results))
+    `all` evaluates every model in the workspace and the shipped zoo; exit code 0 if every one could be
+    evaluated, 2 if some could not (each named on stderr), 1 if none could."""
+    from ..artifacts import ModelArtifacts
+    from ..evaluation import evaluate_artifact, evaluate_onnx
+    from ..runtime.errors import EdgeclsError
+    from ..runtime.paths import looks_like_path, search_dirs
+
+    folder = Path(data) if data else None
+    if name != "all":
+        if looks_like_path(name) or Path(name).is_file():
+            path = Path(name)
+            if path.suffix != ".onnx":
+                raise EdgeclsError(f"{path}: eval takes a model name or an exported .onnx file")
+            if not path.is_file():
+                raise EdgeclsError(f"{path}: no such model file")
+            result = evaluate_onnx(path, folder, data_dir, artifacts)
+        else:
+            result = evaluate_artifact(ModelArtifacts.for_name(name, artifacts), data_dir, folder)
+        if as_json:
+            print(json.dumps(result, indent=2))
+        else:
+            _print_report(result)
         return
-    for result in results:
-        _print_report(result)
+    seen: dict[str, Path] = {}
+    for root in search_dirs(artifacts):  # the workspace shadows the shipped zoo
+        for card in sorted(root.glob("*/metrics.json")):
+            seen.setdefault(card.parent.name, card.parent)
+    results, failed = [], []
+    for model, directory in sorted(seen.items()):
+        try:
+            results.append(evaluate_artifact(ModelArtifacts(directory), data_dir, folder))
+        except (EdgeclsError, KeyError, ValueError, OSError) as exc:  # a broken card is named, never fatal
+            failed.append(f"{model}: {exc if isinstance(exc, EdgeclsError) else f'{type(exc).__name__}: {exc}'}")
+            continue
+        if not as_json:
+            _print_report(results[-1])
+    if as_json:
+        print(json.dumps(results, indent=2))
+    for line in failed:
+        say(("could not evaluate ", "yellow"), line, target=err_console)
+    if not seen:
+        raise EdgeclsError(f"no trained models in {' or '.join(str(r) for r in search_dirs(artifacts))}")
+    if failed:
+        say((f"{len(results)} of {len(seen)} models evaluated", "yellow"), target=err_console)
+        raise typer.Exit(1 if not results else 2)
 
 
 def _print_report(r: dict[str, Any]) -> None:

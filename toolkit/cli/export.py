@@ -28,22 +28,24 @@ GateOptions = dict(
 )
 
 
-def print_variants(rows: list[dict[str, Any]], title: str) -> None:
+def print_variants(rows: list[dict[str, Any]], title: str, reference: str = "Keras") -> None:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=Text(title), title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("variant", "size", "Keras acc", "ONNX acc", "agreement", "max |diff|", "mean |diff|", "gate"):
+    reasons: list[tuple[str, list[str]]] = []
+    for col in ("variant", "size", f"{reference} acc", "ONNX acc", "agreement", "max |diff|", "mean |diff|", "gate"):
         table.add_column(col, justify="left" if col in ("variant", "gate") else "right")
     for r in rows:
         v = r["validation"]
         acc = lambda key: f"{v[key] * 100:.2f}%" if key in v else "n/a"  # noqa: E731
         if r.get("superseded"):
-            gate = Text("superseded by a later attempt below", style="yellow")
+            gate = Text("superseded", style="yellow")
         elif r["passed"]:
             gate = Text.assemble(("pass", "green"), ("" if r.get("written", True) else " (not written)", "dim"))
-        else:
-            gate = Text.assemble(("FAIL", "red"), " " + "; ".join(r["failures"]))
+        else:  # the reasons go below the table: a cell of prose would push every row past 80 columns
+            gate = Text("FAIL", style="red")
+            reasons.append((r["variant"], r["failures"]))
         num = lambda key, fmt: format(v[key], fmt) if key in v else "n/a"  # noqa: E731
         agreement = f"{v['top1_agreement'] * 100:.2f}%" if "top1_agreement" in v else "n/a"
         floats = len(r.get("quantization", {}).get("float_nodes", []))
@@ -51,6 +53,9 @@ def print_variants(rows: list[dict[str, Any]], title: str) -> None:
         table.add_row(Text(name), f"{r['size_bytes'] / 1024:,.0f} KiB", acc("keras_accuracy"), acc("accuracy"),
                       agreement, num("max_abs_diff", ".1e"), num("mean_abs_diff", ".1e"), gate)
     print_table(table)
+    for variant, failures in reasons:
+        for failure in failures:
+            say((f"{variant} FAIL: ", "red"), failure)
 
 
 @app.command()
@@ -63,7 +68,9 @@ def export(
     calib_size: int = typer.Option(512, "--calib-size", help="Calibration images, a stratified sample."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | percentile | entropy."),
     labels: OptPath = typer.Option(None, "--labels", help="Class names, one per line (for a .keras file)."),
-    eval_data: OptPath = typer.Option(None, "--eval-data", help="Labelled folder to validate on (default: test set)."),
+    eval_data: OptPath = typer.Option(None, "--eval-data", help="Labelled folder to validate on (default: the model's "
+                                      "own held-out test split)."),
+    data: OptPath = typer.Option(None, "--data", help="Same as --eval-data (the flag eval, bench and report take)."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Validate on a stratified sample of N test images."),
     out: OptPath = typer.Option(None, "--out", help="Output folder (default: beside the Keras model)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
@@ -105,16 +112,19 @@ def export(
     from ..exporting import prepare_job
 
     packaging = dict(web=web or web_dir is not None, web_dir=web_dir, web_variant=web_variant, web_format=web_format,
-                     mobile=mobile or mobile_dir is not None, mobile_dir=mobile_dir, as_json=as_json)
+                     mobile=mobile or mobile_dir is not None, mobile_dir=mobile_dir, as_json=as_json,
+                     artifacts=artifacts)
     if (packaging["web"] or packaging["mobile"]) and not (reexport or int8 or fp16):
         from ..exporters.web.package import exported_model
 
         existing = exported_model(target, artifacts, out)
         if existing is not None and not as_json:
-            say(("already exported: ", "dim"), str(existing), ("  (packaging it; --reexport converts again)", "dim"))
+            say(("already exported: ", "dim"), str(existing), ("  (packaging it; --reexport converts again)", "dim"),
+                target=err_console)
         if existing is not None:
             _package(existing, **packaging)
             return
+    eval_data = eval_data or data
     variants = ("fp32",) + (("int8",) if int8 else ()) + (("fp16",) if fp16 else ())
     job, notes = prepare_job(
         target, variants=variants, artifacts=artifacts, data_dir=data_dir, calib_data=calib_data,
@@ -123,9 +133,9 @@ def export(
         gates=_gates(max_diff, min_agreement, max_int8_drop, min_int8_agreement), preprocess=preprocess,
         image_size=parse_image_size(image_size), head=head, custom_objects=custom_objects, unsafe=unsafe,
     )
-    for note in notes:  # on stderr with --json, so stdout stays one JSON document
-        say((note, "yellow"), target=err_console if as_json else None)
-    log = (lambda m: None) if as_json else (lambda m: say((m, "dim")))
+    for note in notes:  # notes and progress on stderr: stdout holds the results (one JSON document with --json)
+        say((note, "yellow"), target=err_console)
+    log = (lambda m: None) if as_json else (lambda m: say((m, "dim"), target=err_console))
     try:
         report = run_export(job, on_log=log)
     except GateError as exc:
@@ -144,23 +154,27 @@ def export(
             say(("int8: ", "bold"), report["int8_speed"]["verdict"], (" (measured now, on this machine)", "dim"))
         for r in report["variants"]:
             if r["written"]:
-                say(("wrote ", "green"), r["path"])
+                say(("wrote ", "green"), str(Path(job.out_dir) / r["path"]))
         for path in report.get("removed_stale", []):
-            say(("removed ", "yellow"), path, " (stale variant, not rebuilt by this export)")
+            say(("removed ", "yellow"), str(Path(job.out_dir) / path), " (stale variant, not rebuilt by this export)",
+                target=err_console)
         say("report: ", str(Path(job.out_dir) / (job.name + ".export.json")))
     if packaging["web"] or packaging["mobile"]:
         _package(Path(job.out_dir) / f"{job.name}.onnx", **packaging)
 
 
 def _package(fp32_model: Path, web: bool, web_dir: OptPath, web_variant: str, web_format: str, mobile: bool,
-             mobile_dir: OptPath, as_json: bool) -> None:
-    """--web / --mobile: package the exported .onnx files (edgecls.exporters.web)."""
+             mobile_dir: OptPath, as_json: bool, artifacts: OptPath = None) -> None:
+    """--web / --mobile: package the exported .onnx files (edgecls.exporters.web); bundles of a shipped model
+    go to the workspace."""
     from ..exporters.web.package import package
+    from ..runtime.paths import is_shipped, workspace_dir
 
-    folder = fp32_model.parent
+    folder = workspace_dir(artifacts) / fp32_model.parent.name if is_shipped(fp32_model) else fp32_model.parent
     done = package(fp32_model, (web_dir or folder / "web") if web else None, web_variant,
                    (mobile_dir or folder / "mobile") if mobile else None,
-                   log=(lambda m: None) if as_json else (lambda m: say((m, "dim"))), web_format=web_format)
+                   log=(lambda m: None) if as_json else (lambda m: say((m, "dim"), target=err_console)),
+                   web_format=web_format)
     if as_json:
         print(json.dumps(done, indent=2))
         return
@@ -180,8 +194,10 @@ def _package(fp32_model: Path, web: bool, web_dir: OptPath, web_variant: str, we
 @app.command()
 def validate(
     model: Path = typer.Argument(..., help="An exported .onnx file."),
-    keras_model: OptPath = typer.Option(None, "--keras", help="The Keras source (default: artifacts/<name>/model.keras)."),
-    eval_data: OptPath = typer.Option(None, "--eval-data", help="Labelled folder to validate on (default: test set)."),
+    keras_model: OptPath = typer.Option(None, "--keras", help="The Keras source (default: model.keras beside the file, "
+                                        "else the model card's of its name)."),
+    eval_data: OptPath = typer.Option(None, "--eval-data", "--data", help="Labelled folder to validate on (default: "
+                                      "the model's own held-out test split)."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Validate on a stratified sample of N images."),
     max_diff: float = GateOptions["max_diff"],
     min_agreement: float = GateOptions["min_agreement"],
@@ -191,11 +207,26 @@ def validate(
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
     """Re-run validation of an exported model against its Keras source; exits 1 if a gate fails."""
+    from ..errors import ModelNotFoundError
     from ..exporting import revalidation_inputs
     from ..exporters.export import revalidate
     from ..runtime.errors import EdgeclsError
 
-    source, data = revalidation_inputs(model, keras_model, eval_data, eval_limit, artifacts, data_dir)
+    try:
+        source, data = revalidation_inputs(model, keras_model, eval_data, eval_limit, artifacts, data_dir)
+    except ModelNotFoundError:
+        if keras_model is not None or eval_data is None:
+            raise
+        source = None  # a bare .onnx with a labelled folder: the checks that need no Keras reference
+    if source is None:
+        result = _bare_validation(model, eval_data)
+        say(("no Keras source: checked the file and scored its accuracy; the agreement and difference gates need "
+             "--keras", "yellow"), target=err_console)
+        if as_json:
+            print(json.dumps(result, indent=2))
+        else:
+            print_variants([result], f"{result['name']}: checked on {result['validation_data']}")
+        return
     result = revalidate(model, source, data, _gates(max_diff, min_agreement, max_int8_drop))
     if as_json:
         print(json.dumps(result, indent=2))
@@ -205,12 +236,35 @@ def validate(
         raise EdgeclsError(f"{model}: validation gate failed: {'; '.join(result['failures'])}")
 
 
-def export_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
-    """One row per shipped variant, read from the <name>.export.json reports."""
-    from .. import config
+def _bare_validation(model: Path, folder: Path) -> dict[str, Any]:
+    """onnx.checker full_check, the runtime's model checks, and accuracy on a labelled folder."""
+    from ..evaluation import evaluate_onnx
+    from ..exporters.export import check_file
+    from ..exporters.onnx_int8 import read_info
 
-    rows = []
-    for path in sorted(config.artifacts_dir(artifacts_root).glob("*/*.export.json")):
+    failures = []
+    try:
+        check_file(model.read_bytes())
+    except Exception as exc:  # noqa: BLE001 - the checker raises its own error types
+        failures.append(f"fails onnx.checker full_check: {str(exc).splitlines()[0]}")
+    info = read_info(model)
+    scored = evaluate_onnx(model, folder)
+    return {"variant": info.variant, "path": str(model), "size_bytes": model.stat().st_size, "name": info.name,
+            "validation": {"accuracy": scored["accuracy"], "samples": scored["num_samples"],
+                           "recorded_accuracy": (info.validation or {}).get("accuracy")},
+            "failures": failures, "passed": not failures, "validation_data": f"{folder} ({scored['num_samples']} images)"}
+
+
+def export_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
+    """One row per exported variant, read from the <name>.export.json reports (workspace first, then the
+    shipped zoo; a model exported in the workspace shadows the shipped one)."""
+    from ..runtime.paths import search_dirs
+
+    rows, first = [], {}
+    for root in search_dirs(artifacts_root):
+        for path in sorted(root.glob("*/*.export.json")):
+            first.setdefault(path.parent.name, path)
+    for _, path in sorted(first.items()):
         report = json.loads(path.read_text())
         for v in report["variants"]:
             if v.get("written"):

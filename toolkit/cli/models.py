@@ -11,7 +11,6 @@ from .app import ArtifactsOption, JsonOption, OptPath, app, console, print_table
 
 
 def zoo_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
-    from .. import config
     from ..artifacts import ModelArtifacts
     from ..data import dataset_info
     from ..zoo import MODELS
@@ -33,9 +32,12 @@ def zoo_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
             "source_claim": spec.source_claim,
         })
     known = {r["name"] for r in rows}
-    for path in sorted(config.artifacts_dir(artifacts_root).glob("*/metrics.json")):
+    from ..runtime.paths import search_dirs
+
+    for path in [p for root in search_dirs(artifacts_root) for p in sorted(root.glob("*/metrics.json"))]:
         card = json.loads(path.read_text())
         if card["name"] not in known:  # a user's own model trained with --data
+            known.add(card["name"])
             rows.append({"name": card["name"], "role": "custom", "dataset": card["dataset"],
                          "architecture": card["architecture"], "params": card["params"], "macs": card["macs"],
                          "test_accuracy": card["test"]["accuracy"], "source_claim": ""})
@@ -69,12 +71,15 @@ def models(
     from rich.table import Table
     from rich.text import Text
 
+
+    # in a pipe the long architecture descriptions would push every line past 80 columns: --json/--markdown have them
+    wide = console.is_terminal
     table = Table(title="edgecls model zoo", show_lines=False)
     for col, just in (("name", "left"), ("role", "left"), ("data set", "left"), ("params", "right"),
-                      ("MACs/img", "right"), ("test acc", "right"), ("architecture", "left")):
+                      ("MACs/img", "right"), ("test acc", "right")) + ((("architecture", "left"),) if wide else ()):
         table.add_column(col, justify=just, no_wrap=col == "name")  # scripts grep names: never cut or wrapped
     for r in rows:
         acc = Text(f"{r['test_accuracy'] * 100:.2f}%") if r["test_accuracy"] is not None else Text("not trained", "dim")
         table.add_row(Text(r["name"]), Text(r["role"]), Text(r["dataset"]), f"{r['params']:,}",
-                      f"{r['macs'] / 1e6:.2f}M", acc, Text(r["architecture"]))
+                      f"{r['macs'] / 1e6:.2f}M", acc, *([Text(r["architecture"])] if wide else []))
     print_table(table)

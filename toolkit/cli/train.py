@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .app import ArtifactsOption, DataDirOption, OptPath, app, say
+from .app import ArtifactsOption, DataDirOption, OptPath, app, err_console, say
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -47,7 +47,7 @@ def train(
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
-    """Train, keep the best validation epoch, test once, save model + metrics + history to artifacts/NAME/.
+    """Train, keep the best validation epoch, test once, save model + metrics + history to <workspace>/NAME/.
 
     With --data: transfer learning from a zoo model (new head, then fine-tuning), recipe scaled to the data.
 
@@ -58,7 +58,7 @@ def train(
 
     overrides = Overrides(batch_size, lr, epochs, patience, val_split)
     overrides.check()
-    out = ModelArtifacts.for_name(name, artifacts)
+    out = ModelArtifacts.in_workspace(name, artifacts)
     verbose = 1 if sys.stdout.isatty() else 2
     if data is None:
         for flag, value in (("--from", from_model), ("--scratch", scratch), ("--arch", arch)):
@@ -100,12 +100,12 @@ def _train_zoo(name, overrides, data_dir, out, seed, epochs, train_limit, fresh,
         spec = replace(spec, train=replace(spec.train, **changes))
     dataset = load_dataset(spec.dataset, data_dir)
     return train_model(spec, dataset, out, seed=seed, epochs=epochs, train_limit=train_limit, fresh=fresh,
-                       verbose=verbose, on_log=lambda msg: say(msg)), dataset
+                       verbose=verbose, on_log=lambda msg: say(msg, target=err_console)), dataset
 
 
 def _report_skipped(dataset) -> None:
     for line in dataset.skipped:
-        say(("skipped ", "yellow"), line)
+        say(("skipped ", "yellow"), line, target=err_console)
 
 
 def _train_scratch(name, data, arch, image_size, channels, overrides, out, seed, train_limit, fresh, verbose):
@@ -129,13 +129,13 @@ def _train_scratch(name, data, arch, image_size, channels, overrides, out, seed,
     spec = replace(template, name=name, dataset=dataset.name, role="custom", train=cfg, realistic=None,
                    summary=f"{template.summary} (architecture of `{arch}`, from scratch)")
     say(f"{name}: from scratch with the `{arch}` architecture; batch {cfg.batch_size}, lr {cfg.learning_rate:.3g}, "
-        f"up to {cfg.epochs} epochs, patience {cfg.early_stopping_patience or 'off'}")
+        f"up to {cfg.epochs} epochs, patience {cfg.early_stopping_patience or 'off'}", target=err_console)
     recipe = {"kind": "scratch", "scaled_from": {"batch_size": template.train.batch_size,
                                                  "learning_rate": template.train.learning_rate,
                                                  "epochs": template.train.epochs},
               "overrides": {k: v for k, v in asdict(overrides).items() if v is not None}}
     return train_model(spec, dataset, out, seed=seed, epochs=cfg.epochs, train_limit=train_limit, fresh=fresh,
-                       verbose=verbose, on_log=lambda msg: say(msg), recipe=recipe), dataset
+                       verbose=verbose, on_log=lambda msg: say(msg, target=err_console), recipe=recipe), dataset
 
 
 def _train_transfer(name, data, from_model, overrides, out, artifacts, seed, verbose):
@@ -161,6 +161,6 @@ def _train_transfer(name, data, from_model, overrides, out, artifacts, seed, ver
     _report_skipped(dataset)
     recipe = transfer_recipe(len(dataset.train), dataset.num_classes, overrides)
     result = train_transfer(name, backbone, dataset, out, recipe, seed=seed, verbose=verbose,
-                            on_log=lambda msg: say(msg),
+                            on_log=lambda msg: say(msg, target=err_console),
                             overrides={k: v for k, v in asdict(overrides).items() if v is not None})
     return result, dataset

@@ -20,24 +20,32 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def read_labelled_images(root: Path, classes: list[str], spec: InputSpec, skipped: list[str],
-                         pipeline: Optional[Pipeline] = None) -> Split:
-    """Images under root/<class>/ for the given class order, model-ready through `pipeline` when the model
-    declares one; unreadable files go to `skipped`."""
-    declared = pipeline is not None and pipeline.declared  # then: full-size images first, one batched pass
-    xs, ys = [], []
+def class_files(root: Path, classes: list[str]) -> list[tuple[int, Path]]:
+    """(label, file) of every image under root/<class>/, in the order training reads them."""
+    found = []
     for label, name in enumerate(classes):
         folder = root / name
-        if not folder.is_dir():
-            continue
-        for file in sorted(folder.rglob("*")):
-            if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                xs.append(working_pixels(file, spec) if declared else load_pixels(file, spec))
-                ys.append(label)
-            except ImageError as exc:
-                skipped.append(f"{file}: {exc.reason}")
+        if folder.is_dir():
+            found += [(label, f) for f in sorted(folder.rglob("*"))
+                      if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    return found
+
+
+def read_labelled_images(root: Path, classes: list[str], spec: InputSpec, skipped: list[str],
+                         pipeline: Optional[Pipeline] = None, files: Optional[list[Path]] = None,
+                         listed: Optional[list[tuple[int, Path]]] = None) -> Split:
+    """Images under root/<class>/ for the given class order (or the `listed` (label, file) pairs), model-ready
+    through `pipeline` when the model declares one; unreadable files go to `skipped`, the files read to `files`."""
+    declared = pipeline is not None and pipeline.declared  # then: full-size images first, one batched pass
+    xs, ys = [], []
+    for label, file in (class_files(root, classes) if listed is None else listed):
+        try:
+            xs.append(working_pixels(file, spec) if declared else load_pixels(file, spec))
+            ys.append(label)
+            if files is not None:
+                files.append(file)
+        except ImageError as exc:
+            skipped.append(f"{file}: {exc.reason}")
     if not xs:
         raise DataError(f"{root}: no readable images in class sub-folders ({', '.join(classes)})")
     if declared:
@@ -54,25 +62,29 @@ def load_image_folder(
     if not root.is_dir():
         raise DataError(f"{root}: not a directory (expected one sub-folder per class)")
     skipped: list[str] = []
+    test_files: list[Path] = []
     if (root / "train").is_dir() and (root / "test").is_dir():
         classes = [p.name for p in _class_dirs(root / "train")]
         if len(classes) < 2:
             raise DataError(f"{root / 'train'}: need at least two class sub-folders, found {len(classes)}")
         train = read_labelled_images(root / "train", classes, spec, skipped, pipeline)
-        test = read_labelled_images(root / "test", classes, spec, skipped, pipeline)
+        test = read_labelled_images(root / "test", classes, spec, skipped, pipeline, files=test_files)
     else:
         classes = [p.name for p in _class_dirs(root)]
         if len(classes) < 2:
             raise DataError(f"{root}: need at least two class sub-folders (one per label), found {len(classes)}")
-        everything = read_labelled_images(root, classes, spec, skipped, pipeline)
+        read: list[Path] = []
+        everything = read_labelled_images(root, classes, spec, skipped, pipeline, files=read)
         keep, hold = stratified_holdout(everything.y, test_fraction, seed)
         train, test = everything.take(keep), everything.take(hold)
+        test_files = [read[i] for i in hold]
     return Dataset(
         name=root.name,
         classes=tuple(classes),
         input_spec=spec,
         train=train,
         test=test,
-        source=str(root),
+        source=str(root.resolve()),
         skipped=skipped,
+        test_files=[f.relative_to(root).as_posix() for f in test_files],
     )

@@ -39,6 +39,7 @@ class Dataset:
     val: Optional[Split] = None  # an official validation split (FER-2013 PublicTest), if the data set has one
     source: str = ""
     skipped: list[str] = field(default_factory=list)  # "path: reason" for images left out
+    test_files: Optional[list[str]] = None  # a folder data set: its test images, relative to `source`
 
     @property
     def num_classes(self) -> int:

@@ -22,25 +22,36 @@ def _latest_bench(directory: Path) -> Optional[dict[str, Any]]:
 
 
 def build_report(name: str, artifacts: Optional[config.PathLike] = None,
-                 data_dir: Optional[config.PathLike] = None) -> Path:
-    from ..data import load_dataset
+                 data_dir: Optional[config.PathLike] = None, folder: Optional[Path] = None) -> Path:
+    """Write <workspace>/<name>/report.html and figures/ for a model (a shipped one is read, never written);
+    scored on the model's own held-out test split, or on `folder` (--data)."""
+    from ..artifacts import resolve_source
+    from ..data.recorded import card_test_split, folder_test_split
     from ..data.types import preprocess_split
     from ..exporters.reference import keras_probabilities
     from ..exporting import declared_pipeline
     from ..runtime.spec import InputSpec
     from ..runtime.classifier import Classifier
 
-    art = ModelArtifacts.for_name(name, artifacts)
-    card = art.read_card()
-    if card is None or not art.keras_path.is_file():
-        raise ModelNotFoundError(f"no trained model {name!r} at {art.directory}; `edgecls train {name}` first")
+    source = resolve_source(name, artifacts)
+    card = source.card
+    if card is None:
+        raise ModelNotFoundError(f"{source.keras_path}: no model card (metrics.json) beside it; a report needs a "
+                                 "model trained by `edgecls train`")
+    name = source.name
+    art = ModelArtifacts(source.directory)
+    out_dir = source.output_dir
     classes = card["classes"]
     # figures and accuracy as users get them: through the declared preprocessing
-    test = preprocess_split(load_dataset(card["dataset"], data_dir).test, InputSpec.from_dict(card["input_spec"]),
-                            declared_pipeline(name, card, None))
+    spec, pipeline = InputSpec.from_dict(card["input_spec"]), declared_pipeline(name, card, None)
+    if folder is not None:
+        test, n_what = folder_test_split(folder, list(classes), spec, pipeline), str(folder)
+    else:
+        raw, n_what = card_test_split(card, data_dir)
+        test = preprocess_split(raw, spec, pipeline)
     keras_probs = keras_probabilities(load_keras_model(art.keras_path), test.x)
     predictions = {"Keras": keras_probs}
-    int8_path = art.directory / f"{name}.int8.onnx"
+    int8_path = source.variant_files()["int8"]
     if int8_path.is_file():
         clf = Classifier(int8_path, device="cpu")
         predictions["ONNX int8"] = np.concatenate([clf.run(test.x[i : i + 512]) for i in range(0, len(test.x), 512)])
@@ -63,16 +74,16 @@ def build_report(name: str, artifacts: Optional[config.PathLike] = None,
     mistakes = data.worst_mistakes(predictions[shown], test.y, 24)
     if mistakes:
         pngs["worst_mistakes"] = figures.mistakes_grid(test.x, mistakes, classes)
-    bench = _latest_bench(art.directory)
+    bench = _latest_bench(out_dir) or _latest_bench(art.directory)
     chart = figures.bench_chart(bench)
     if chart:
         pngs["benchmark"] = chart
 
-    fig_dir = art.directory / "figures"
+    fig_dir = out_dir / "figures"
     for key, png in pngs.items():
         write_bytes_atomic(fig_dir / f"{key}.png", png)
-    write_bytes_atomic(art.directory / "report.html", _html(card, reports, pngs, shown, bench, len(test)).encode())
-    return art.directory / "report.html"
+    write_bytes_atomic(out_dir / "report.html", _html(card, reports, pngs, shown, bench, len(test)).encode())
+    return out_dir / "report.html"
 
 
 def _html(card, reports, pngs, shown, bench, n_test) -> str:

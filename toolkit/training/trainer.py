@@ -274,6 +274,7 @@ def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, se
     import tensorflow as tf
 
     from ..data.catalog import DATASETS
+    from ..data.recorded import data_record, portable_source
 
     info = DATASETS.get(dataset.name)
     cfg = spec.train
@@ -282,7 +283,9 @@ def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, se
         "role": spec.role,
         "architecture": spec.summary,
         "dataset": dataset.name,
-        "dataset_source": dataset.source,
+        "dataset_source": portable_source(dataset),
+        # Where the data came from and its held-out test split, so export/eval/bench/report need no flags.
+        "data": data_record(dataset, cfg.val_fraction),
         "classes": list(dataset.classes),
         "input_spec": dataset.input_spec.to_dict(),
         # Declared preprocessing, applied to every split here and written into every export.

@@ -85,4 +85,9 @@ def get_model_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise ModelNotFoundError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
+        import difflib
+
+        close = difflib.get_close_matches(name, list(MODELS), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ModelNotFoundError(f"unknown model {name!r}; {hint}known: {', '.join(MODELS)} (or give your own images "
+                                 f"with --data folder/)") from None
