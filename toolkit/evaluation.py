@@ -43,7 +43,7 @@ def evaluate_artifact(
     if folder is not None:
         test = folder_test_split(folder, list(card["classes"]), spec, pipeline)
     else:
-        raw, _ = card_test_split(card, data_dir)
+        raw, _ = card_test_split(card, data_dir, pipeline)
         test = preprocess_split(raw, spec, pipeline)
     model = load_keras_model(artifacts.keras_path)
     probs = keras_probabilities(model, test.x)
@@ -78,7 +78,7 @@ def evaluate_onnx(path: Path, folder: Optional[Path] = None, data_dir: Optional[
         from .data import DATASETS
 
         if card is not None and card.get("dataset") == info.dataset:
-            raw, _ = card_test_split(card, data_dir)
+            raw, _ = card_test_split(card, data_dir, pipeline)
             dataset, split = describe_source(card), card["test"]["split"]
         elif info.dataset in DATASETS:
             from .data import load_dataset

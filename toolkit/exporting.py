@@ -119,25 +119,25 @@ def prepare_job(
             unsure_pixels, unsure_stats = calib_pixels, calib_stats
             unsure_what = f"{calib_data} (the calibration images)"
         elif card is not None and "int8" in variants and quant.mode != "dynamic":
-            calib_pixels, calib_labels = _card_training_images(card, data_dir)  # None when the data is gone
-            calib_needs_pipeline = calib_pixels is not None and pipeline.declared
+            calib_pixels, calib_labels, ready = _card_training_images(card, data_dir, pipeline)  # None: data gone
+            calib_needs_pipeline = calib_pixels is not None and pipeline.declared and not ready
     elif card is not None:
         from .data.recorded import card_dataset, describe_source
 
-        dataset = card_dataset(card, data_dir)
+        dataset = card_dataset(card, data_dir, pipeline)
         test = limit_split(dataset.test, eval_limit, quant.seed)
         what = f"{describe_source(card)} {card['test']['split']}"
         if len(test) < len(dataset.test):
             what += f", stratified sample of {len(test)}"
         shape = (spec.height, spec.width)
-        test_x, test_stats = pipeline.apply(test.x, shape) if pipeline.declared else (test.x, None)
+        test_x, test_stats = _model_ready(test, pipeline, shape)
         evaluation = EvalData(test_x, test.y, f"{what} ({len(test)} images)", test_stats)
         held_out = heldout_split(dataset, name, card)
-        unsure_pixels, unsure_stats = pipeline.apply(held_out.x, shape) if pipeline.declared else (held_out.x, None)
+        unsure_pixels, unsure_stats = _model_ready(held_out, pipeline, shape)
         unsure_what = f"{describe_source(card)} held-out validation images ({len(held_out)})"
         if calib_pixels is None:
             calib_pixels, calib_labels = dataset.train.x, dataset.train.y
-            calib_needs_pipeline = pipeline.declared
+            calib_needs_pipeline = pipeline.declared and dataset.train.stats is None
     elif calib_pixels is not None:
         # One folder for both: int8 is validated on images it was not calibrated on, so calibration takes at
         # most half of them (stratified) and the exporter scores int8 on the rest only.
@@ -174,16 +174,25 @@ def prepare_job(
     return job, notes
 
 
-def _card_training_images(card: dict[str, Any], data_dir: Optional[config.PathLike]) -> tuple[Any, Any]:
-    """The training images the model card records (raw pixels and labels), to calibrate int8 when only the
-    validation folder was given; (None, None) when that data is not there (then --calib-data is asked for)."""
+def _card_training_images(card: dict[str, Any], data_dir: Optional[config.PathLike],
+                          pipeline: Pipeline) -> tuple[Any, Any, bool]:
+    """The training images the model card records (pixels, labels, and whether they are model-ready: a
+    folder is read through the pipeline as training read it), to calibrate int8 when only the validation
+    folder was given; (None, None, False) when that data is not there (then --calib-data is asked for)."""
     from .data.recorded import card_dataset
 
     try:
-        train = card_dataset(card, data_dir).train
+        train = card_dataset(card, data_dir, pipeline).train
     except DataError:
-        return None, None
-    return train.x, train.y
+        return None, None, False
+    return train.x, train.y, train.stats is not None
+
+
+def _model_ready(split: Any, pipeline: Pipeline, shape: tuple[int, int]) -> tuple[Any, Any]:
+    """(pixels, stats) as the model sees them; a split read through the pipeline already keeps its own."""
+    if split.stats is not None or not pipeline.declared:
+        return split.x, split.stats
+    return pipeline.apply(split.x, shape)
 
 
 def _zoo_attr(name: str, attr: str) -> Any:
@@ -246,7 +255,7 @@ def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: 
     from .data.recorded import card_test_split
 
     if card is not None and card.get("dataset") == info.dataset and card.get("data"):
-        full, what = card_test_split(card, data_dir)
+        full, what = card_test_split(card, data_dir, pipeline)
     elif not info.dataset:
         raise DataError(f"{onnx_path}: no training data set recorded; give --data folder/<class>/")
     elif info.dataset not in DATASETS:

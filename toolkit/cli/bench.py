@@ -114,7 +114,7 @@ def _keras_source(target, folder, limit, devices, data_dir, artifacts):
         if folder is not None:
             test, dataset = folder_test_split(folder, list(card["classes"]), spec, pipeline), str(folder)
         else:
-            raw, dataset = card_test_split(card, data_dir)
+            raw, dataset = card_test_split(card, data_dir, pipeline)
             # accuracy as users get it: through the model's declared preprocessing
             test = preprocess_split(raw, spec, pipeline)
         x, y = test.x, test.y
@@ -156,7 +156,7 @@ def _bare_onnx(path: Path, folder, data_dir, artifacts):
         if card is None or card.get("dataset") != info.dataset:
             raise EdgeclsError(f"{path}: no model card says which data it was trained on; give --data folder/ "
                                "(one sub-folder per class)")
-        raw, dataset = card_test_split(card, data_dir)
+        raw, dataset = card_test_split(card, data_dir, pipeline)
         test = preprocess_split(raw, spec, pipeline)
     name = info.name or path.stem.split(".")[0]
     variant = info.variant if info.variant in ("fp32", "int8", "fp16", "int8-dynamic") else "fp32"

@@ -79,30 +79,32 @@ def _listed_test(card: dict[str, Any], record: dict[str, Any]) -> tuple[Path, li
     return root, listed
 
 
-def _read(root: Path, classes: list[str], spec: InputSpec, listed: list[tuple[int, Path]]) -> Split:
+def _read(root: Path, classes: list[str], spec: InputSpec, listed: list[tuple[int, Path]], pipeline=None) -> Split:
     from .folders import read_labelled_images
 
     skipped: list[str] = []
-    split = read_labelled_images(root, classes, spec, skipped, listed=listed)
+    split = read_labelled_images(root, classes, spec, skipped, pipeline=pipeline, listed=listed)
     if skipped:
         raise DataError(f"{root}: recorded images no longer readable: {skipped[0]}"
                         + (f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""))
     return split
 
 
-def card_test_split(card: dict[str, Any], data_dir: Optional[config.PathLike] = None) -> tuple[Split, str]:
-    """The model's own held-out test split in raw pixels (the data set's official test split, or the files
-    training held out of the user's folder), and a description for reports."""
+def card_test_split(card: dict[str, Any], data_dir: Optional[config.PathLike] = None,
+                    pipeline=None) -> tuple[Split, str]:
+    """The model's own held-out test split (the data set's official test split in raw pixels, or the files
+    training held out of the user's folder, read through `pipeline` at full size as training read them: then
+    the split carries the pipeline's stats and `preprocess_split` leaves it alone), and a description."""
     record = _folder_record(card)
     if record is None:
         dataset = _reference(card, data_dir)
         return dataset.test, f"{dataset.name} {card['test']['split']}"
     root, listed = _listed_test(card, record)
     spec = InputSpec.from_dict(card["input_spec"])
-    return _read(root, list(card["classes"]), spec, listed), f"{root} held-out test split"
+    return _read(root, list(card["classes"]), spec, listed, pipeline), f"{root} held-out test split"
 
 
-def card_dataset(card: dict[str, Any], data_dir: Optional[config.PathLike] = None) -> Dataset:
+def card_dataset(card: dict[str, Any], data_dir: Optional[config.PathLike] = None, pipeline=None) -> Dataset:
     """The model's training data as a Dataset in raw pixels: a reference data set, or the recorded folder split
     as training split it (train = every image not in the recorded test list)."""
     record = _folder_record(card)
@@ -117,7 +119,8 @@ def card_dataset(card: dict[str, Any], data_dir: Optional[config.PathLike] = Non
     train_root = root / "train" if (root / "train").is_dir() and (root / "test").is_dir() else root
     train_listed = [(label, f) for label, f in class_files(train_root, classes) if f not in test_set]
     return Dataset(name=card["dataset"], classes=tuple(classes), input_spec=spec,
-                   train=_read(train_root, classes, spec, train_listed), test=_read(root, classes, spec, listed),
+                   train=_read(train_root, classes, spec, train_listed, pipeline),
+                   test=_read(root, classes, spec, listed, pipeline),
                    source=str(root))
 
 

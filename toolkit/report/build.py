@@ -47,7 +47,7 @@ def build_report(name: str, artifacts: Optional[config.PathLike] = None,
     if folder is not None:
         test, n_what = folder_test_split(folder, list(classes), spec, pipeline), str(folder)
     else:
-        raw, n_what = card_test_split(card, data_dir)
+        raw, n_what = card_test_split(card, data_dir, pipeline)
         test = preprocess_split(raw, spec, pipeline)
     keras_probs = keras_probabilities(load_keras_model(art.keras_path), test.x)
     predictions = {"Keras": keras_probs}
