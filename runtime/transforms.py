@@ -86,9 +86,9 @@ def _border(luma: np.ndarray) -> np.ndarray:
     return np.concatenate([luma[:, 0, :], luma[:, -1, :], luma[:, 1:-1, 0], luma[:, 1:-1, -1]], axis=1)
 
 
-def _background(luma: np.ndarray) -> np.ndarray:
+def _background(luma: np.ndarray, border: np.ndarray | None = None) -> np.ndarray:
     """(N,) median of the border, float32: the background on almost any picture (one partition, no sort)."""
-    border = _border(luma)
+    border = _border(luma) if border is None else border
     k = border.shape[1] // 2
     return np.partition(border, k, axis=1)[:, k].astype(np.float32)
 
@@ -184,9 +184,18 @@ def polarity(work: Work, shape: tuple[int, int], background: str) -> None:
     from it. A blank image has no extreme on either side and is left alone."""
     luma = _luma(work.pixels)
     bg = _background(luma)
-    lo, hi = luma.min(axis=(1, 2)).astype(np.float32), luma.max(axis=(1, 2)).astype(np.float32)
-    darker_ink = (bg - lo) > (hi - bg)
-    invert = darker_ink if background == "dark" else ~darker_ink & (hi > bg)
+    if background == "dark" and luma.dtype == np.uint8:
+        # On a black background (bg 0, and no pixel below 0) no ink can be darker: only the others are looked at.
+        invert = np.zeros(len(luma), bool)
+        other = bg != 0
+        if other.any():
+            lo = luma[other].min(axis=(1, 2)).astype(np.float32)
+            hi = luma[other].max(axis=(1, 2)).astype(np.float32)
+            invert[other] = (bg[other] - lo) > (hi - bg[other])
+    else:
+        lo, hi = luma.min(axis=(1, 2)).astype(np.float32), luma.max(axis=(1, 2)).astype(np.float32)
+        darker_ink = (bg - lo) > (hi - bg)
+        invert = darker_ink if background == "dark" else ~darker_ink & (hi > bg)
     if invert.any():
         flipped = work.pixels.astype(np.float32)  # a copy: never write into the caller's array
         flipped[invert] = 255.0 - flipped[invert]
@@ -205,14 +214,17 @@ def levels(work: Work, shape: tuple[int, int], floor: float, noise: float) -> No
     step it works on the model-sized output (thin strokes shrunk to grey get their full ink back)."""
     src = work.pixels if work.out is None else work.out
     luma = _luma(src)
-    bg = _background(luma)
+    border = _border(luma)
+    bg = _background(luma, border)
     span = luma.max(axis=(1, 2)).astype(np.float32) - bg
     gain = np.divide(255.0, span, out=np.zeros_like(span), where=span > 8.0)  # < 8 grey levels: nothing there
     cut = np.full(len(luma), floor, np.float64)
     if noise:
-        border = _border(luma)
         k = border.shape[1] // 2
-        mad = np.partition(np.abs(border - bg[:, None]), k, axis=1)[:, k]
+        mad = np.zeros_like(bg)  # a non-negative border with median 0 has |b - 0| of median 0: no grain
+        grain = (bg != 0) | (border.min(axis=1) < 0)
+        if grain.any():
+            mad[grain] = np.partition(np.abs(border[grain] - bg[grain, None]), k, axis=1)[:, k]
         cut = np.maximum(cut, np.minimum(1.0, noise * 1.4826 * mad * gain / 255.0))
     # one affine map, then one clip: x' = (x - bg) * gain / (1 - cut) - 255 cut / (1 - cut)
     keep = np.divide(1.0, 1.0 - cut, out=np.zeros_like(cut), where=cut < 1.0)
