@@ -74,6 +74,36 @@ def open_regular_file(path: Union[str, os.PathLike]) -> BinaryIO:
         raise
 
 
+def read_regular_file(path: Union[str, os.PathLike], limit: int) -> bytes:
+    """The whole content of a regular file, in as few system calls as possible (open, fstat, read, close),
+    with `open_regular_file`'s guarantees: a FIFO never blocks, devices and sockets are refused.
+
+    Raises OSError as open_regular_file does, and ValueError (message: the size) when the file is empty or
+    holds more than `limit` bytes, before any of it is read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file (a directory)", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"not a regular file ({file_kind(st.st_mode)})", str(path))
+        if st.st_size == 0 or st.st_size > limit:
+            raise ValueError(st.st_size)
+        # O_NONBLOCK does not apply to regular files: reads return what is there, up to end of file.
+        data = os.read(fd, st.st_size + 1)
+        if len(data) > st.st_size:  # the file grew since fstat: read on to its end (or past the limit)
+            parts = [data]
+            while parts[-1] and sum(map(len, parts)) <= limit:
+                parts.append(os.read(fd, 1 << 20))
+            data = b"".join(parts)
+        if len(data) > limit:
+            raise ValueError(len(data))
+        return data
+    finally:
+        os.close(fd)
+
+
 class _Walker:
     """One walk over the inputs; remembers visited folders (device, inode) so symlinked folders that loop
     back are entered once, never forever."""
@@ -108,6 +138,16 @@ class _Walker:
             if entry.name.startswith("."):
                 continue
             is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+            # The folder listing already says what each entry is (no system call): plain files and folders
+            # need no stat; symlinks and anything else (FIFO, device, socket) are looked at closely.
+            if not entry.is_symlink():
+                if entry.is_file(follow_symlinks=False):
+                    if is_image:
+                        yield entry.path
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    self.note_dir(entry.path, subdirs)
+                    continue
             try:
                 mode = entry.stat(follow_symlinks=True).st_mode
             except OSError as exc:  # dangling symlink, symlink loop, vanished, no permission
@@ -115,8 +155,7 @@ class _Walker:
                     self.skip(entry.path, _stat_problem(entry.path, exc))
                 continue
             if stat.S_ISDIR(mode):
-                if self.recursive:
-                    subdirs.append(entry.path)
+                self.note_dir(entry.path, subdirs)
             elif not is_image:
                 continue  # not an image name: not an input
             elif stat.S_ISREG(mode):
@@ -125,6 +164,10 @@ class _Walker:
                 self.skip(entry.path, f"not a regular file ({file_kind(mode)})")
         for sub in subdirs:
             yield from self.folder(sub)
+
+    def note_dir(self, path: str, subdirs: list[str]) -> None:
+        if self.recursive:
+            subdirs.append(path)
 
     def named(self, text: str) -> Iterator[str]:
         """A path given explicitly: yielded whatever its extension (a mislabelled file gets a clear error

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
-from .files import open_regular_file
+from .files import read_regular_file
 from .spec import InputSpec
 from .transforms import Pipeline
 
@@ -83,15 +83,15 @@ _TAGGED_FORMATS = frozenset({"TIFF", "MPO"})  # orientation may live in tags rat
 
 
 def _decode_file(path: Union[str, os.PathLike], name: str) -> Image.Image:
-    """Open once; fstat for the empty/oversized checks; Pillow reads straight from the handle."""
+    """Read the file in one go (a FIFO never blocks, a device is never read), then decode it from memory:
+    Pillow's many small chunk reads through a file handle cost more than the decoding of a small image."""
     try:
-        with open_regular_file(path) as fh:  # never blocks on a FIFO, never reads a device
-            size = os.fstat(fh.fileno()).st_size
-            if size == 0:
-                raise ImageError(name, "empty file (0 bytes)")
-            if size > MAX_FILE_BYTES:
-                raise ImageError(name, f"file too large ({size >> 20} MiB; limit {MAX_FILE_BYTES >> 20} MiB)")
-            return _decode(fh, name)
+        data = read_regular_file(path, MAX_FILE_BYTES)
+    except ValueError as exc:
+        size = exc.args[0]
+        if size == 0:
+            raise ImageError(name, "empty file (0 bytes)") from None
+        raise ImageError(name, f"file too large ({size >> 20} MiB; limit {MAX_FILE_BYTES >> 20} MiB)") from None
     except FileNotFoundError:
         raise ImageError(name, "no such file") from None
     except IsADirectoryError:
@@ -100,6 +100,7 @@ def _decode_file(path: Union[str, os.PathLike], name: str) -> Image.Image:
         raise ImageError(name, f"unreadable: {exc.strerror or exc}") from None
     except OSError as exc:  # a FIFO, device or socket; a symlink loop
         raise ImageError(name, exc.strerror or str(exc)) from None
+    return _decode(io.BytesIO(data), name)
 
 
 def _decode(fp: BinaryIO, name: str) -> Image.Image:
@@ -236,13 +237,17 @@ def prepare_with_stats(images: Sequence[np.ndarray], spec: InputSpec, pipeline: 
     """Working images of any sizes -> model-ready uint8 (N,H,W,C) and the pipeline's per-image statistics.
     Same-sized images run through the pipeline together, so a folder of equal-sized files costs a few
     vectorised numpy passes per batch."""
+    shape = (spec.height, spec.width)
+    first = images[0].shape if len(images) else None
+    if first is not None and all(image.shape == first for image in images):  # one size (a folder of scans)
+        return pipeline.apply(np.stack(images), shape)
     out = np.empty((len(images), spec.height, spec.width, spec.channels), np.uint8)
     stats: dict[str, np.ndarray] = {}
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, image in enumerate(images):
         groups.setdefault(image.shape, []).append(i)
     for index in groups.values():
-        out[index], measured = pipeline.apply(np.stack([images[i] for i in index]), (spec.height, spec.width))
+        out[index], measured = pipeline.apply(np.stack([images[i] for i in index]), shape)
         for key, values in measured.items():
             stats.setdefault(key, np.full(len(images), np.nan))[index] = values
     return out, stats

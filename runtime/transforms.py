@@ -5,8 +5,8 @@ its centre of mass; a photo model expects the object undistorted. Users bring in
 canvases and phone pictures. Each model therefore declares, as data, how any image is brought to
 what it was trained on, and the same steps run in training, export validation and inference.
 
-Every step works on a batch of same-sized images (float32, N x H x W x C, 0-255) plus one region
-of interest per image, so the data-dependent work (polarity, levels, bounding box, centre of
+Every step works on a batch of same-sized images (N x H x W x C, 0-255; uint8 until a step changes
+values, then float32) plus one region of interest per image, so the data-dependent work (polarity, levels, bounding box, centre of
 mass) is vectorised over the batch. The last step resamples each region into the model's input
 size with one separable, antialiased (PIL-style triangle) filter: out = Wy @ image @ Wx^T, with
 per-image weight matrices, so crop, scale and placement cost one batched matrix product.
@@ -29,16 +29,18 @@ Step = dict[str, Any]
 class Work:
     """A batch on its way through the pipeline."""
 
-    pixels: np.ndarray  # float32 (N, H, W, C), 0-255
+    pixels: np.ndarray  # (N, H, W, C), 0-255: uint8 until a step changes values, then float32
     box: np.ndarray  # float64 (N, 4): y0, x0, y1, x1, the region of interest in input pixel coordinates
-    out: np.ndarray | None = None  # float32 (N, h, w, C): set by the resampling (terminal) step
+    out: np.ndarray | None = None  # (N, h, w, C), uint8 or float32: set by the resampling (terminal) step
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # per-image measurements (the unsure flag's input check)
 
     @classmethod
     def of(cls, pixels: np.ndarray) -> "Work":
         n, h, w = pixels.shape[:3]
         box = np.tile(np.array([0.0, 0.0, h, w]), (n, 1))
-        return cls(pixels.astype(np.float32, copy=False), box)
+        # uint8 stays uint8 while steps only measure (a quarter of the memory traffic); the first step that
+        # changes values works in float32. Steps never write into this array: it may be the caller's.
+        return cls(pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32, copy=False), box)
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,11 @@ def _fraction(v: Any) -> bool:
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:
-    """(N,H,W) brightness: the grey channel, or ITU-R 601 luma of RGB (as Pillow's convert('L'))."""
+    """(N,H,W) brightness: the grey channel (in its own dtype), or ITU-R 601 luma of RGB (as Pillow's
+    convert('L')), float32."""
     if pixels.shape[-1] == 1:
         return pixels[..., 0]
-    return pixels @ np.array([0.299, 0.587, 0.114], np.float32)
+    return pixels.astype(np.float32, copy=False) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _border(luma: np.ndarray) -> np.ndarray:
@@ -83,11 +86,11 @@ def _border(luma: np.ndarray) -> np.ndarray:
     return np.concatenate([luma[:, 0, :], luma[:, -1, :], luma[:, 1:-1, 0], luma[:, 1:-1, -1]], axis=1)
 
 
-def _background(luma: np.ndarray) -> np.ndarray:
-    """(N,) median of the border: the background on almost any picture (one partition, no sort)."""
-    border = _border(luma)
+def _background(luma: np.ndarray, border: np.ndarray | None = None) -> np.ndarray:
+    """(N,) median of the border, float32: the background on almost any picture (one partition, no sort)."""
+    border = _border(luma) if border is None else border
     k = border.shape[1] // 2
-    return np.partition(border, k, axis=1)[:, k]
+    return np.partition(border, k, axis=1)[:, k].astype(np.float32)
 
 
 def _box_blur(luma: np.ndarray, k: int) -> np.ndarray:
@@ -136,6 +139,9 @@ def _resample(work: Work, shape: tuple[int, int], scale_y: np.ndarray, scale_x: 
     rest = ~copy
     if (oh, oww) == (h, w):
         same = copy & (shift_y == 0) & (shift_x == 0)
+        if same.all():  # a batch already in place (data-set images): one copy, in its own dtype
+            work.out = px.copy()
+            return
         if same.any():  # nothing moves: the image itself
             out[same] = px[same]
             copy &= ~same
@@ -145,14 +151,14 @@ def _resample(work: Work, shape: tuple[int, int], scale_y: np.ndarray, scale_x: 
         ok = ((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]
         flat = (np.flatnonzero(copy)[:, None, None] * (h * w) + np.clip(iy, 0, h - 1)[:, :, None] * w
                 + np.clip(ix, 0, w - 1)[:, None, :])  # one gather from the (N*H*W, C) pixel table
-        picked = px.reshape(-1, c)[flat]
+        picked = px.reshape(-1, c)[flat].astype(np.float32, copy=False)
         picked[~ok] = fill
         out[copy] = picked
     if rest.any():
         box = work.box[rest]
         wy, in_y = _weights(oh, h, box[:, 0], scale_y[rest], offset_y[rest])
         wx, in_x = _weights(oww, w, box[:, 1], scale_x[rest], offset_x[rest])
-        planes = np.moveaxis(px[rest], 3, 1)  # (M, C, H, W)
+        planes = np.moveaxis(px[rest].astype(np.float32, copy=False), 3, 1)  # (M, C, H, W)
         res = np.moveaxis(wy[:, None] @ planes @ np.swapaxes(wx, 1, 2)[:, None], 1, 3)  # (M, oh, ow, C)
         if fill:
             outside = ~(in_y[:, :, None] & in_x[:, None, :])
@@ -178,11 +184,20 @@ def polarity(work: Work, shape: tuple[int, int], background: str) -> None:
     from it. A blank image has no extreme on either side and is left alone."""
     luma = _luma(work.pixels)
     bg = _background(luma)
-    lo, hi = luma.min(axis=(1, 2)), luma.max(axis=(1, 2))
-    darker_ink = (bg - lo) > (hi - bg)
-    invert = darker_ink if background == "dark" else ~darker_ink & (hi > bg)
+    if background == "dark" and luma.dtype == np.uint8:
+        # On a black background (bg 0, and no pixel below 0) no ink can be darker: only the others are looked at.
+        invert = np.zeros(len(luma), bool)
+        other = bg != 0
+        if other.any():
+            lo = luma[other].min(axis=(1, 2)).astype(np.float32)
+            hi = luma[other].max(axis=(1, 2)).astype(np.float32)
+            invert[other] = (bg[other] - lo) > (hi - bg[other])
+    else:
+        lo, hi = luma.min(axis=(1, 2)).astype(np.float32), luma.max(axis=(1, 2)).astype(np.float32)
+        darker_ink = (bg - lo) > (hi - bg)
+        invert = darker_ink if background == "dark" else ~darker_ink & (hi > bg)
     if invert.any():
-        flipped = work.pixels.copy()  # never write into the caller's array
+        flipped = work.pixels.astype(np.float32)  # a copy: never write into the caller's array
         flipped[invert] = 255.0 - flipped[invert]
         work.pixels = flipped
 
@@ -199,22 +214,35 @@ def levels(work: Work, shape: tuple[int, int], floor: float, noise: float) -> No
     step it works on the model-sized output (thin strokes shrunk to grey get their full ink back)."""
     src = work.pixels if work.out is None else work.out
     luma = _luma(src)
-    bg = _background(luma)
-    span = luma.max(axis=(1, 2)) - bg
+    border = _border(luma)
+    bg = _background(luma, border)
+    span = luma.max(axis=(1, 2)).astype(np.float32) - bg
     gain = np.divide(255.0, span, out=np.zeros_like(span), where=span > 8.0)  # < 8 grey levels: nothing there
     cut = np.full(len(luma), floor, np.float64)
     if noise:
-        border = _border(luma)
         k = border.shape[1] // 2
-        mad = np.partition(np.abs(border - bg[:, None]), k, axis=1)[:, k]
+        mad = np.zeros_like(bg)  # a non-negative border with median 0 has |b - 0| of median 0: no grain
+        grain = (bg != 0) | (border.min(axis=1) < 0)
+        if grain.any():
+            mad[grain] = np.partition(np.abs(border[grain] - bg[grain, None]), k, axis=1)[:, k]
         cut = np.maximum(cut, np.minimum(1.0, noise * 1.4826 * mad * gain / 255.0))
     # one affine map, then one clip: x' = (x - bg) * gain / (1 - cut) - 255 cut / (1 - cut)
     keep = np.divide(1.0, 1.0 - cut, out=np.zeros_like(cut), where=cut < 1.0)
     gain, shift = gain * keep, 255.0 * cut * keep
-    x = src - bg[:, None, None, None].astype(np.float32)
-    x *= gain[:, None, None, None].astype(np.float32)
-    x -= shift[:, None, None, None].astype(np.float32)
-    np.clip(x, 0.0, 255.0, out=x)
+    # Images already at full range on a black background (most data-set images) map onto themselves: only the
+    # others are computed, so a folder of MNIST-like files pays for the few that need it.
+    change = (bg != 0) | (gain != 1.0) | (shift != 0)
+    if not change.any():
+        return
+    part = src[change] - bg[change, None, None, None].astype(np.float32)
+    part *= gain[change, None, None, None].astype(np.float32)
+    part -= shift[change, None, None, None].astype(np.float32)
+    np.clip(part, 0.0, 255.0, out=part)
+    if change.all():
+        x = part
+    else:
+        x = src.astype(np.float32)  # a copy: never written in place, the input may be the caller's array
+        x[change] = part
     if src is work.pixels:
         work.pixels = x
     else:
@@ -276,7 +304,7 @@ def fit(work: Work, shape: tuple[int, int], size: int, center: str, fill: float)
     cy = (work.box[:, 0] + work.box[:, 2]) / 2
     cx = (work.box[:, 1] + work.box[:, 3]) / 2
     if center == "mass":
-        luma = _luma(work.pixels)
+        luma = _luma(work.pixels).astype(np.float32, copy=False)
         n, h, w = luma.shape
         ys, xs = np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5
         in_y = ((ys[None, :] >= work.box[:, :1]) & (ys[None, :] <= work.box[:, 2:3])).astype(np.float32)  # (N, H)
@@ -389,7 +417,12 @@ class Pipeline:
             TRANSFORMS[name].fn(work, shape, **dict(params))
         if work.out is None:
             resize(work, shape, mode="stretch", fill=0.0)
-        return np.clip(np.rint(work.out), 0, 255).astype(np.uint8), work.stats
+        out = work.out if work.out.base is None else work.out.copy()  # rounded in place, never a caller's array
+        if out.dtype == np.uint8:  # copied through unchanged
+            return out, work.stats
+        np.rint(out, out=out)
+        np.clip(out, 0, 255, out=out)
+        return out.astype(np.uint8), work.stats
 
     def __str__(self) -> str:
         return " -> ".join(f"{n}({', '.join(f'{k}={v}' for k, v in p)})" for n, p in self.steps) or "stretch resize"

@@ -38,6 +38,20 @@ def midtone_fraction(pixels: np.ndarray, region: Optional[np.ndarray] = None) ->
     return np.divide(mid, ink, out=np.ones(len(flat)), where=ink > 0)
 
 
+def is_flat(pixels: np.ndarray) -> np.ndarray:
+    """Per image: standard deviation below FLAT_STD grey levels.
+
+    The deviation is at least range / sqrt(2 n) (two pixels at the extremes, the rest at the mean), so only
+    images whose range is small enough can be flat: the others skip the float pass over their pixels."""
+    flat = pixels.reshape(len(pixels), -1)
+    spread = flat.max(axis=1).astype(np.float64) - flat.min(axis=1)
+    out = np.zeros(len(flat), bool)
+    maybe = spread < FLAT_STD * math.sqrt(2 * flat.shape[1])
+    if maybe.any():
+        out[maybe] = flat[maybe].std(axis=1) < FLAT_STD
+    return out
+
+
 STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"midtone_fraction": midtone_fraction}
 
 
@@ -77,8 +91,7 @@ class UnsureRule:
         on the model-ready `pixels`. Without either only the confidence signal applies."""
         unsure = probabilities.max(axis=1) < self.min_confidence
         if pixels is not None and len(pixels):
-            flat = pixels.reshape(len(pixels), -1)
-            unsure |= flat.std(axis=1) < FLAT_STD
+            unsure |= is_flat(pixels)
         if self.statistic is not None:
             value = stats.get(self.statistic) if stats else None
             if value is None and pixels is not None and len(pixels):

@@ -139,3 +139,20 @@ def test_realistic_font_digits(tmp_path):
     per_variant = {v.name: ok[[r[1] == v.name for r in rows]].mean() for v in VARIANTS}
     assert ok.mean() >= 0.9, per_variant
     assert min(per_variant.values()) >= 0.8, per_variant
+
+
+def test_outline_glyphs_are_hollow_and_leave_the_test_renderings_unchanged():
+    """Training may draw some font digits hollow (outline fonts); test sets (share 0, the default) stay solid."""
+    from edgecls.data.realistic import augment_fonts, font_digit_images, glyph
+
+    fonts = augment_fonts()
+    if not fonts:
+        pytest.skip("no fonts installed")
+    rng = np.random.default_rng(0)
+    solid = np.asarray(glyph(1, fonts[0], 96, rng, stroke=4)) > 128
+    hollow = np.asarray(glyph(1, fonts[0], 96, rng, stroke=4, outline=True)) > 128
+    assert solid.shape == hollow.shape and (hollow & ~solid).sum() == 0  # the contour lies on the solid glyph
+    assert hollow.sum() < 0.8 * solid.sum()  # ... and its inside is paper
+    before = [np.asarray(im) for _, _, im in font_digit_images(fonts[:2], 3, seed=5)]
+    mixed = [np.asarray(im) for _, _, im in font_digit_images(fonts[:2], 3, seed=5, outline_share=1.0)]
+    assert not all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(before, mixed))

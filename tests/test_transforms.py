@@ -146,6 +146,30 @@ def test_fit_is_exact_on_an_already_fitted_digit():
     assert np.array_equal(out[0], np.roll(digit[0], shift, axis=(0, 1)).astype(np.uint8))
 
 
+def test_digits_preset_passes_a_ready_digit_through_and_leaves_the_callers_array_alone():
+    """The fast path: a digit already in MNIST's form (black paper, full-range ink, fitted, centred) comes out
+    exactly as it went in, and uint8 and float inputs give identical pixels and statistics."""
+    rng = np.random.default_rng(3)
+    ready = np.zeros((1, 28, 28, 1), np.uint8)
+    ready[0, 4:24, 9:19] = rng.integers(100, 256, (20, 10, 1))
+    ready[0, 4, 9:19] = ready[0, 23, 9:19] = 255
+    cy, cx = _com(ready[0])
+    ready[0] = np.roll(ready[0], (round(14.5 - cy), round(14.5 - cx)), axis=(0, 1))
+    dim = (ready // 2).astype(np.uint8)  # same digit, half the ink: levels must stretch it back
+    paper = 255 - ready  # dark ink on white paper: polarity must invert it
+    batch = np.concatenate([ready, dim, paper, ready])
+    before = batch.copy()
+    out, stats = Pipeline.parse(PRESETS["digits"]).apply(batch, SHAPE)
+    assert np.array_equal(batch, before)  # never written into
+    assert np.array_equal(out[0], ready[0]) and np.array_equal(out[3], ready[0])
+    assert np.array_equal(out[2], ready[0])
+    assert np.abs(out[1].astype(int) - ready[0]).max() <= 2  # 2x stretch of halved (floored) values
+    as_float = batch.astype(np.float32)
+    out_f, stats_f = Pipeline.parse(PRESETS["digits"]).apply(as_float, SHAPE)
+    assert np.array_equal(out, out_f) and np.array_equal(stats["midtone_fraction"], stats_f["midtone_fraction"])
+    assert np.array_equal(as_float, before.astype(np.float32))
+
+
 # --------------------------------------------------------------------------------------------- resize policies
 
 
@@ -231,6 +255,18 @@ def test_unsure_rule_flags_low_confidence_strange_input_and_flat_images():
     pixels[3] = 7  # flat
     assert rule.flags(probs, pixels).tolist() == [False, True, True, True]
     assert rule.flags(probs).tolist() == [False, True, False, False]  # no pixels: confidence only
+
+
+def test_flat_check_agrees_with_the_standard_deviation_it_shortcuts():
+    from edgecls.runtime.unsure import FLAT_STD, is_flat
+
+    rng = np.random.default_rng(4)
+    for spread in (0.0, 1.0, 2.0, 3.0, 5.0, 40.0):
+        x = np.clip(rng.normal(120, spread, (200, 28, 28, 1)), 0, 255).astype(np.uint8)
+        x[:20, 0, 0] = 255  # one bright pixel: a wide range, yet nearly flat
+        expected = x.reshape(len(x), -1).std(axis=1) < FLAT_STD
+        assert np.array_equal(is_flat(x), expected)
+    assert is_flat(np.zeros((1, 32, 32, 3), np.uint8)).tolist() == [True]
 
 
 def test_calibration_hits_its_target_rate():

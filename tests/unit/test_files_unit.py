@@ -113,3 +113,45 @@ def test_discovery_is_lazy(tmp_path):
         raise AssertionError("second input read before the first file was used")
 
     assert next(iter_image_files(inputs())) == str(tmp_path / "a.png")
+
+
+def test_read_regular_file_reads_whole_files_and_refuses_the_rest(tmp_path):
+    import errno
+
+    from edgecls.runtime.files import read_regular_file
+
+    data = bytes(range(256)) * 40
+    (tmp_path / "a.png").write_bytes(data)
+    assert read_regular_file(tmp_path / "a.png", limit=len(data)) == data
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError) as empty:
+        read_regular_file(tmp_path / "empty.png", limit=100)
+    assert empty.value.args == (0,)
+    with pytest.raises(ValueError) as big:  # refused from its size, before it is read
+        read_regular_file(tmp_path / "a.png", limit=len(data) - 1)
+    assert big.value.args == (len(data),)
+    with pytest.raises(IsADirectoryError):
+        read_regular_file(tmp_path, limit=100)
+    os.mkfifo(tmp_path / "pipe.png")  # no writer: must be refused at once, never block
+    with pytest.raises(OSError) as fifo:
+        read_regular_file(tmp_path / "pipe.png", limit=100)
+    assert fifo.value.errno == errno.EINVAL and "FIFO" in fifo.value.strerror
+
+
+def test_folder_walk_tells_files_from_links_fifos_and_folders(tmp_path):
+    """Plain entries are typed from the listing itself; symlinks and special files still get a close look."""
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.png").write_bytes(b"x")
+    (root / "sub" / "b.png").write_bytes(b"x")
+    (root / "link.png").symlink_to(root / "a.png")
+    (root / "dangling.png").symlink_to(root / "missing.png")
+    (root / "dirlink").symlink_to(root / "sub")
+    os.mkfifo(root / "pipe.png")
+    skipped: list[Skipped] = []
+    found = list(iter_image_files([root], on_skip=skipped.append))
+    assert found == [str(root / "a.png"), str(root / "link.png")]
+    assert {(Path(s.path).name, s.reason.split(" (")[0]) for s in skipped} == {
+        ("dangling.png", "dangling symlink"), ("pipe.png", "not a regular file")}
+    found = list(iter_image_files([root], recursive=True, on_skip=lambda s: None))
+    assert found == [str(root / "a.png"), str(root / "link.png"), str(root / "dirlink" / "b.png")]

@@ -82,13 +82,20 @@ def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size)
 
 
-def glyph(digit: int, font: Path, height: int, rng: np.random.Generator, stroke: int = 0) -> Image.Image:
-    """The digit as white ink on black ('L'), tightly cropped, about `height` pixels tall."""
+def glyph(digit: int, font: Path, height: int, rng: np.random.Generator, stroke: int = 0,
+          outline: bool = False) -> Image.Image:
+    """The digit as white ink on black ('L'), tightly cropped, about `height` pixels tall.
+
+    outline: only the contour, `stroke` pixels wide, of the (widened) glyph: hollow letters, as outline and
+    decorative handwriting fonts draw them."""
     fnt = _font(font, height)
     text = str(digit)
     left, top, right, bottom = fnt.getbbox(text, stroke_width=stroke)
     img = Image.new("L", (right - left + 4, bottom - top + 4), 0)
-    ImageDraw.Draw(img).text((2 - left, 2 - top), text, fill=255, font=fnt, stroke_width=stroke, stroke_fill=255)
+    draw = ImageDraw.Draw(img)
+    draw.text((2 - left, 2 - top), text, fill=255, font=fnt, stroke_width=stroke, stroke_fill=255)
+    if outline:
+        draw.text((2 - left, 2 - top), text, fill=0, font=fnt)
     return img
 
 
@@ -134,9 +141,12 @@ def compose(ink: Image.Image, variant: Variant, rng: np.random.Generator) -> Ima
     return image
 
 
-def font_digit_images(fonts: Sequence[Path], per_variant: int, seed: int,
-                      variants: Sequence[Variant] = VARIANTS) -> Iterator[tuple[str, int, Image.Image]]:
-    """(variant name, digit, image) for `per_variant` images of each variant, digits and fonts cycled."""
+def font_digit_images(fonts: Sequence[Path], per_variant: int, seed: int, variants: Sequence[Variant] = VARIANTS,
+                      outline_share: float = 0.0) -> Iterator[tuple[str, int, Image.Image]]:
+    """(variant name, digit, image) for `per_variant` images of each variant, digits and fonts cycled.
+
+    outline_share: this share of the glyphs drawn hollow (training augmentation; the test sets keep 0, and
+    then draw exactly the images they always drew)."""
     if not fonts:
         raise FileNotFoundError("no fonts for realistic digits; install: apt-get install " + TEST_FONT_PACKAGES)
     rng = np.random.default_rng(seed)
@@ -144,8 +154,11 @@ def font_digit_images(fonts: Sequence[Path], per_variant: int, seed: int,
         for i in range(per_variant):
             digit = i % 10
             font = fonts[(i // 10) % len(fonts)]
-            stroke = int(rng.integers(0, 3))
-            yield variant.name, digit, compose(glyph(digit, font, 96, rng, stroke), variant, rng)
+            if outline_share and rng.random() < outline_share:
+                ink = glyph(digit, font, 96, rng, int(rng.integers(2, 5)), outline=True)
+            else:
+                ink = glyph(digit, font, 96, rng, int(rng.integers(0, 3)))
+            yield variant.name, digit, compose(ink, variant, rng)
 
 
 def mnist_on_paper(digits: np.ndarray, seed: int, variants: Sequence[Variant] = VARIANTS) -> list[Image.Image]:

@@ -32,7 +32,7 @@ def realistic_extras(recipe: Realistic, train: Split, spec: InputSpec, pipeline:
     if recipe.font_renderings:
         fonts = augment_fonts()
         per_variant = -(-recipe.font_renderings // 6)
-        for _, digit, image in font_digit_images(fonts, per_variant, seed + 1):
+        for _, digit, image in font_digit_images(fonts, per_variant, seed + 1, outline_share=recipe.outline_share):
             images.append(image)
             labels.append(digit)
     on_log(f"realistic augmentation: {len(images)} user-like renderings")

@@ -95,7 +95,7 @@ register(ModelSpec(
         augment=Augment(rotation=10, zoom=0.1, shift=0.1),
     ),
     preprocess=PRESETS["digits"], unsure_statistic="midtone_fraction",
-    realistic=Realistic(mnist_renderings=24000, font_renderings=18000),
+    realistic=Realistic(mnist_renderings=24000, font_renderings=18000, outline_share=0.25),
 ))
 register(ModelSpec(
     name="fashion", dataset="fashion_mnist", role="edge", build=fashion_edge,

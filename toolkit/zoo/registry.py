@@ -52,6 +52,7 @@ class Realistic:
 
     mnist_renderings: int = 0  # training digits re-drawn on user-like canvases
     font_renderings: int = 0  # digits in augmentation fonts (never the test fonts)
+    outline_share: float = 0.0  # share of the font digits drawn hollow (outline fonts, double-line pens)
 
 
 @dataclass(frozen=True)
