@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
@@ -18,6 +19,12 @@ from .preprocess import ImageSource, load_pixels, prepare_with_stats, to_batch, 
 from .session import create_session, session_provider
 from .transforms import Pipeline
 from .unsure import UnsureRule
+from .variant_choice import VariantChoice, cached_int8_note, choose_variant
+
+
+def _is_path(model: Union[str, os.PathLike]) -> bool:
+    """A file path (anything ending in .onnx, or an existing file) rather than a model name."""
+    return Path(model).suffix == ".onnx" or Path(model).is_file()
 
 
 @dataclass(slots=True)
@@ -36,6 +43,7 @@ class Classifier:
     """An exported edgecls model ready to run.
 
     >>> clf = Classifier("artifacts/mnist/mnist.int8.onnx")       # or Classifier("mnist", variant="int8")
+    >>> Classifier("mnist")          # variant="auto": the fastest validated variant on this machine (clf.speed_note)
     >>> clf.predict(["a.png", pil_image, numpy_array])[0].label
     """
 
@@ -43,13 +51,20 @@ class Classifier:
         self,
         model: Union[str, os.PathLike],
         *,
-        variant: str = "fp32",
+        variant: str = "auto",
         device: str = "auto",
         threads: Optional[int] = None,
         artifacts: Optional[Union[str, os.PathLike]] = None,
         spin: bool = True,
     ) -> None:
-        self.path: Path = resolve_model(model, variant, artifacts)
+        # auto (the default): for a model name, the fastest variant that passed its gate here, measured once per
+        # machine and cached (runtime/variant_choice.py); a path is loaded as given.
+        self.variant_choice: Optional[VariantChoice] = None
+        if variant == "auto" and not _is_path(model):
+            self.variant_choice = choose_variant(str(model), device, threads, artifacts, spin)
+            self.path: Path = self.variant_choice.path
+        else:
+            self.path = resolve_model(model, "fp32" if variant == "auto" else variant, artifacts)
         self._session = create_session(self.path, device, threads, spin)
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
         self.output = self.info.output  # what the graph's output means (runtime/heads.py)
@@ -63,6 +78,11 @@ class Classifier:
         self.unsure_rule = UnsureRule.parse(self.info.unsure, str(self.path))
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
+        # said when a cached measurement shows int8 is not faster than fp32 here (auto never picks it then)
+        self.speed_note: Optional[str] = self.variant_choice.note if self.variant_choice else \
+            cached_int8_note(self.path, threads, spin)
+        if self.speed_note and self.variant_choice is None:
+            warnings.warn(self.speed_note, RuntimeWarning, stacklevel=2)
 
     @property
     def provider(self) -> str:

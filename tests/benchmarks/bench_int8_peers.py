@@ -115,7 +115,7 @@ def main() -> None:
     any_rep = next(iter(results.values()))
     flags = [f for f in ("avx512_vnni", "amx_int8", "avx_vnni") if f in open("/proc/cpuinfo").read()] \
         if Path("/proc/cpuinfo").exists() else []
-    header = [f"# edgecls int8 vs TensorFlow Lite int8 and the other peers", "",
+    header = ["# edgecls int8 vs TensorFlow Lite int8 and the other peers", "",
               f"{cpu_name()} ({', '.join(flags) or 'no VNNI/AMX'}), {args.threads} threads; {describe_machine()}. "
               f"{any_rep['method']}. {args.samples} test images per model. TFLite int8: stock converter, full-integer, "
               f"XNNPACK, {any_rep['tflite_int8_io']}, 512 training images as representative data. edgecls rows: "

@@ -151,7 +151,7 @@ def keras_onnx_engine(model, threads: int) -> Engine:
                   f"keras.Model.export(format='onnx'), onnxruntime {ort.__version__} default session")
 
 
-def edgecls_engines(files: dict[str, Path], threads: int) -> list[Engine]:
+def edgecls_engines(files: dict[str, Path], threads: int, spin: bool = True) -> list[Engine]:
     """edgecls's own variants through `Classifier.run` on uint8 pixels (what an embedding app calls)."""
     import onnxruntime as ort
 
@@ -159,14 +159,15 @@ def edgecls_engines(files: dict[str, Path], threads: int) -> list[Engine]:
 
     engines = []
     for variant, path in files.items():
-        clf = Classifier(path, device="cpu", threads=threads)
+        clf = Classifier(path, device="cpu", threads=threads, spin=spin)
         engines.append(Engine(f"edgecls {variant}", "edgecls", variant, clf.run, path.stat().st_size,
                               f"onnxruntime {ort.__version__}, {clf.provider}, Classifier.run on uint8"))
     return engines
 
 
 def build_engines(keras_path: Optional[Path], files: dict[str, Path], threads: int,
-                  calibration: Optional[np.ndarray], on_error: Callable[[str, str], None]) -> list[Engine]:
+                  calibration: Optional[np.ndarray], on_error: Callable[[str, str], None],
+                  spin: bool = True) -> list[Engine]:
     """Peers first (when a Keras model is given), then edgecls's variants. An engine that cannot be built is
     reported through on_error(label, reason) and left out; the others go on."""
     engines: list[Engine] = []
@@ -187,7 +188,7 @@ def build_engines(keras_path: Optional[Path], files: dict[str, Path], threads: i
                     on_error(label, _reason(exc))
     for variant, path in files.items():
         try:
-            engines.extend(edgecls_engines({variant: path}, threads))
+            engines.extend(edgecls_engines({variant: path}, threads, spin))
         except Exception as exc:  # noqa: BLE001
             on_error(f"edgecls {variant}", _reason(exc))
     return engines

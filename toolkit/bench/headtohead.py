@@ -27,6 +27,7 @@ class HeadToHeadConfig:
     rounds: int = 5  # turns each engine takes
     window_s: float = 0.4  # per turn, throughput
     latency_calls: int = 200  # per turn, batch 1
+    spin: bool = True  # edgecls sessions' idle threads busy-wait (Classifier's default)
 
 
 def _scores(predict, x: np.ndarray) -> np.ndarray:
@@ -64,7 +65,7 @@ def run(keras_path: Optional[Path], files: dict[str, Path], x: np.ndarray, y: Op
     """x: uint8 (N,H,W,C) model-ready pixels; calibration: uint8 training pixels for TFLite int8."""
     errors: list[dict[str, Any]] = []
     engines = build_engines(keras_path, files, cfg.threads, calibration,
-                            lambda label, reason: errors.append({"label": label, "error": reason}))
+                            lambda label, reason: errors.append({"label": label, "error": reason}), cfg.spin)
     rows: list[dict[str, Any]] = []
     reference = None
     for engine in engines:

@@ -30,11 +30,14 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every engine (default: all cores)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score accuracy on a stratified sample of N test images."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed windows per measurement (median reported)."),
+    peers: bool = typer.Option(True, "--peers/--no-peers", help="Also run edgecls against Keras, TFLite fp32/int8 and "
+                               "Keras's own ONNX export in one process, taking turns (CPU), with ratios."),
     as_json: bool = JsonOption,
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
-    """Benchmark Keras, TFLite fp32 and the ONNX variants: size, accuracy, agreement, speed, memory.
+    """Benchmark Keras, TFLite fp32 and the ONNX variants: size, accuracy, agreement, speed, memory; then edgecls
+    against its peers (TFLite int8, Keras->ONNX, ...) in one process, taking turns, with edgecls/best-peer ratios.
     Exit code 0: every row ran; 2: some rows could not run (each says why); 1: none could (nothing saved)."""
     import os
 
@@ -68,6 +71,7 @@ def bench(
         # accuracy as users get it: through the model's declared preprocessing
         test = preprocess_split(test, InputSpec.from_dict(card["input_spec"]), declared_pipeline(name, card, None))
         x, y, dataset = test.x, test.y, f"{card['dataset']} {card['test']['split']}"
+        calibration = _training_pixels(card, name, data_dir) if peers and "cpu" in devices else None
     else:
         import numpy as np
 
@@ -77,6 +81,7 @@ def bench(
         spec = image_input_spec(load_keras_model(keras_path))
         x = np.random.default_rng(0).integers(0, 256, (limit or 1000, *spec.shape), dtype=np.uint8)
         y, dataset = None, "random pixels (no labels: agreement only)"
+        calibration = x  # no training set known: TFLite int8 is calibrated on the same random pixels
     cfg = BenchConfig(batch_sizes=_batch_sizes(batch_sizes), devices=devices, threads=threads or os.cpu_count() or 1,
                       repeats=repeats)
     rows = plan_rows(keras_path, onnx_files, devices)
@@ -87,6 +92,8 @@ def bench(
     report = outcomes_to_json(outcomes, cfg, {
         "name": name, "dataset": dataset, "samples": int(len(x)), "machine": describe_machine(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    if peers and "cpu" in devices:
+        _add_head_to_head(report, keras_path, source.variant_files(), x, y, calibration, cfg.threads, repeats, as_json)
     stem = "bench-" + "+".join(devices)
     failed, total = failed_rows(report)
     if failed == total:  # keep the previous, measured results rather than replace them with a table of errors
@@ -107,6 +114,33 @@ def bench(
         raise typer.Exit(2)
 
 
+def _training_pixels(card: dict, name: str, data_dir: OptPath):
+    """512 training images through the declared preprocessing: TFLite int8's representative data."""
+    from ..data import load_dataset
+    from ..data.types import limit_split, preprocess_split
+    from ..exporting import declared_pipeline
+    from ..runtime.spec import InputSpec
+
+    train = limit_split(load_dataset(card["dataset"], data_dir).train, 512, 1337)
+    return preprocess_split(train, InputSpec.from_dict(card["input_spec"]), declared_pipeline(name, card, None)).x
+
+
+def _add_head_to_head(report: dict, keras_path, files: dict, x, y, calibration, threads: int, repeats: int,
+                      quiet: bool) -> None:
+    from ..bench.headtohead import ratio_lines
+    from ..bench.runner import run_head_to_head
+
+    files = {v: p for v, p in files.items() if p.is_file()}
+    if not quiet:
+        say(("edgecls vs peers in one process, taking turns ...", "dim"), target=err_console)
+    try:
+        report["head_to_head"] = run_head_to_head(keras_path if keras_path.is_file() else None, files, x, y,
+                                                  calibration, threads, rounds=repeats)
+    except Exception as exc:  # noqa: BLE001 - the per-format rows stand on their own; say why this part is missing
+        report["head_to_head"] = {"error": str(exc)}
+    report["head_to_head_summary"] = ratio_lines(report["head_to_head"]) if "rows" in report["head_to_head"] else []
+
+
 def _print(report: dict) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -124,6 +158,32 @@ def _print(report: dict) -> None:
                       percent(r.get("agreement")), *[f"{r['throughput'][str(b)]:,.0f}" for b in bs],
                       f"{r['latency_p50_ms']:.3f}", f"{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f} MB")
     print_table(table)
+    h2h = report.get("head_to_head")
+    if h2h:
+        _print_head_to_head(h2h, report.get("head_to_head_summary", []))
+
+
+def _print_head_to_head(h2h: dict, summary: list) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    if h2h.get("error"):
+        say((f"edgecls vs peers could not run: {h2h['error']}", "yellow"), target=err_console)
+        return
+    table = Table(title=Text(f"edgecls vs peers: one process, taking turns, batch {h2h['batch']}, {h2h['threads']} threads"),
+                  title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("engine", "size", "acc", "agree", "img/s", "p50 ms @1", "p99 ms @1"):
+        table.add_column(col, justify="left" if col == "engine" else "right")
+    for r in h2h["rows"]:
+        if r.get("error"):
+            table.add_row(r["label"], Text(f"could not run: {r['error']}", style="yellow"))
+            continue
+        table.add_row(r["label"], f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r.get("accuracy")),
+                      percent(r.get("agreement")), f"{r['throughput']:,.0f}", f"{r['latency_p50_ms']:.3f}",
+                      f"{r['latency_p99_ms']:.3f}")
+    print_table(table)
+    for line in summary:
+        say((line, "yellow" if line.startswith("int8 is not faster") else ""))
 
 
 @app.command()
