@@ -100,10 +100,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="3 short turns per engine (a smoke run)")
+    parser.add_argument("--no-spin", action="store_true",
+                        help="edgecls sessions' idle threads do not busy-wait (Classifier(spin=False))")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "benchmarks" / "int8_peers.md")
     args = parser.parse_args()
-    config = {"threads": args.threads, "rounds": 3 if args.quick else 7,
-              "window_s": 0.15 if args.quick else 0.4, "latency_calls": 100 if args.quick else 300}
+    # many short turns: load from other processes changes within seconds, and short turns spread it evenly
+    config = {"threads": args.threads, "rounds": 3 if args.quick else 15, "window_s": 0.15,
+              "latency_calls": 100, "spin": not args.no_spin}
     from edgecls.machine import cpu_name, describe_machine
 
     results = {}
@@ -121,7 +124,9 @@ def main() -> None:
               f"XNNPACK, {any_rep['tflite_int8_io']}, 512 training images as representative data. edgecls rows: "
               f"`Classifier.run` on uint8 batches. Ratios > 1 mean edgecls is faster. Measured "
               f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} with "
-              f"`python tests/benchmarks/bench_int8_peers.py{' --quick' if args.quick else ''}`.", ""]
+              f"`python tests/benchmarks/bench_int8_peers.py{' --quick' if args.quick else ''}"
+              f"{' --no-spin' if args.no_spin else ''}`. edgecls sessions: idle threads "
+              f"{'do not spin' if args.no_spin else 'spin (the Classifier default)'}.", ""]
     text = "\n".join(header + goal_table(results) + [""] +
                      sum((full_table(n, r) + [""] for n, r in results.items()), []))
     print(text)
