@@ -175,3 +175,18 @@ def test_head_to_head_ratios_and_turns():
     assert order == ["a", "b", "c"] * 3  # turns: a, b, c, a, b, c, ...
     lat = interleaved.latency(predicts, x, rounds=2, calls=5)
     assert all(0 < p50 <= p99 for p50, p99 in lat.values())
+
+
+def test_bench_says_when_int8_is_not_faster():
+    from edgecls.bench.runner import int8_speed_note
+
+    def row(label, tp, p50, device="cpu"):
+        return {"label": label, "device": device, "error": None, "throughput": {"1": 1.0, "256": tp},
+                "latency_p50_ms": p50}
+
+    slow = {"rows": [row("ONNX fp32", 100.0, 0.010), row("ONNX int8", 90.0, 0.009)]}
+    assert int8_speed_note(slow) == ("int8 is not faster than fp32 on this machine (cpu): 0.90x the throughput "
+                                     "at batch 256, 1.11x the batch-1 speed")
+    fast = {"rows": [row("ONNX fp32", 100.0, 0.010), row("ONNX int8", 200.0, 0.005)]}
+    assert int8_speed_note(fast) is None
+    assert int8_speed_note({"rows": [row("ONNX fp32", 100.0, 0.010)]}) is None  # no int8 row: nothing to say

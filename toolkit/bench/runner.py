@@ -143,6 +143,8 @@ def markdown(report: dict[str, Any]) -> str:
                 [f"{r['latency_p50_ms']:.3f}", f"{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f} MB"]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
+    if report.get("int8_note"):
+        text += f"\n{report['int8_note']}.\n"
     h2h = report.get("head_to_head")
     if h2h and h2h.get("error"):
         text += f"\nedgecls vs peers could not run: {h2h['error']}\n"
@@ -189,3 +191,21 @@ def head_to_head_markdown(h2h: dict[str, Any]) -> str:
                      f"{percent(r.get('agreement'))} | {r['throughput']:,.0f} | {r['latency_p50_ms']:.3f} | "
                      f"{r['latency_p99_ms']:.3f} |")
     return "\n".join(lines + [""] + [f"- {line}" for line in ratio_lines(h2h)]) + "\n"
+
+
+def int8_speed_note(report: dict[str, Any]) -> Optional[str]:
+    """'int8 is not faster than fp32 here' from the per-format rows (largest batch and batch-1 p50), per device;
+    None when int8 is faster on every device or either row is missing."""
+    notes = []
+    for device in dict.fromkeys(r["device"] for r in report["rows"]):
+        rows = {r["label"]: r for r in report["rows"] if r["device"] == device and not r.get("error")}
+        a, b = rows.get("ONNX int8"), rows.get("ONNX fp32")
+        if not a or not b:
+            continue
+        big = str(max(int(k) for k in a["throughput"]))
+        tp = a["throughput"][big] / b["throughput"][big]
+        lat = b["latency_p50_ms"] / a["latency_p50_ms"]
+        if tp < 1 or lat < 1:
+            notes.append(f"int8 is not faster than fp32 on this machine ({device}): {tp:.2f}x the throughput at "
+                         f"batch {big}, {lat:.2f}x the batch-1 speed")
+    return "; ".join(notes) or None

@@ -94,6 +94,9 @@ def bench(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if peers and "cpu" in devices:
         _add_head_to_head(report, keras_path, source.variant_files(), x, y, calibration, cfg.threads, repeats, as_json)
+    from ..bench.runner import int8_speed_note
+
+    report["int8_note"] = int8_speed_note(report)
     stem = "bench-" + "+".join(devices)
     failed, total = failed_rows(report)
     if failed == total:  # keep the previous, measured results rather than replace them with a table of errors
@@ -108,6 +111,8 @@ def bench(
         print(json.dumps(report, indent=2))
     else:
         _print(report)
+        if report["int8_note"]:
+            say((report["int8_note"], "yellow"))
         say(f"saved {out_dir / (stem + '.md')} and .json")
     if failed:
         say((f"{failed} of {total} rows could not run", "yellow"), target=err_console)
