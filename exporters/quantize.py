@@ -150,6 +150,12 @@ def float_nodes(path: Path, float_stem: bool) -> list[str]:
             for name in node.input:
                 consumers.setdefault(name, []).append(node)
         x = graph.input[0].name
+        # input normalization the exporter could not fold into the stem conv (a zero-padded conv makes folding
+        # inexact): constant Mul/Add/Sub/Div between the image and the stem stay float with it
+        while len(consumers.get(x, [])) == 1 and consumers[x][0].op_type in ("Mul", "Add", "Sub", "Div") and \
+                any(name in inits for name in consumers[x][0].input):
+            keep.append(consumers[x][0].name)
+            x = consumers[x][0].output[0]
         for node in consumers.get(x, []):
             if node.op_type == "Conv" and node.input[1] in inits and \
                     numpy_helper.to_array(inits[node.input[1]]).shape[1] <= 4:

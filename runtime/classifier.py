@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
@@ -11,6 +12,7 @@ import numpy as np
 
 from .errors import EdgeclsError
 from .heads import BINARY, DEFAULT_THRESHOLD, MULTILABEL, output_width, to_scores
+from .inference import SingleImageRunner
 from .metadata import ModelInfo
 from .model_check import check_session
 from .paths import resolve_model
@@ -18,6 +20,12 @@ from .preprocess import ImageSource, load_pixels, prepare_with_stats, to_batch, 
 from .session import create_session, session_provider
 from .transforms import Pipeline
 from .unsure import UnsureRule
+from .variant_choice import VariantChoice, cached_int8_note, choose_variant
+
+
+def _is_path(model: Union[str, os.PathLike]) -> bool:
+    """A file path (anything ending in .onnx, or an existing file) rather than a model name."""
+    return Path(model).suffix == ".onnx" or Path(model).is_file()
 
 
 @dataclass(slots=True)
@@ -36,6 +44,7 @@ class Classifier:
     """An exported edgecls model ready to run.
 
     >>> clf = Classifier("artifacts/mnist/mnist.int8.onnx")       # or Classifier("mnist", variant="int8")
+    >>> Classifier("mnist")          # variant="auto": the fastest validated variant on this machine (clf.speed_note)
     >>> clf.predict(["a.png", pil_image, numpy_array])[0].label
     """
 
@@ -43,13 +52,20 @@ class Classifier:
         self,
         model: Union[str, os.PathLike],
         *,
-        variant: str = "fp32",
+        variant: str = "auto",
         device: str = "auto",
         threads: Optional[int] = None,
         artifacts: Optional[Union[str, os.PathLike]] = None,
         spin: bool = True,
     ) -> None:
-        self.path: Path = resolve_model(model, variant, artifacts)
+        # auto (the default): for a model name, the fastest variant that passed its gate here, measured once per
+        # machine and cached (runtime/variant_choice.py); a path is loaded as given.
+        self.variant_choice: Optional[VariantChoice] = None
+        if variant == "auto" and not _is_path(model):
+            self.variant_choice = choose_variant(str(model), device, threads, artifacts, spin)
+            self.path: Path = self.variant_choice.path
+        else:
+            self.path = resolve_model(model, "fp32" if variant == "auto" else variant, artifacts)
         self._session = create_session(self.path, device, threads, spin)
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
         self.output = self.info.output  # what the graph's output means (runtime/heads.py)
@@ -63,6 +79,15 @@ class Classifier:
         self.unsure_rule = UnsureRule.parse(self.info.unsure, str(self.path))
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
+        # batch 1 on the CPU: preallocated IOBinding buffers (runtime/inference.py), measured ~2 us less per call
+        self._single = SingleImageRunner(self._session, self._input, self._output, self.spec.shape,
+                                         output_width(self.output, len(self.labels))) \
+            if self.provider == "CPUExecutionProvider" else None
+        # said when a cached measurement shows int8 is not faster than fp32 here (auto never picks it then)
+        self.speed_note: Optional[str] = self.variant_choice.note if self.variant_choice else \
+            cached_int8_note(self.path, threads, spin)
+        if self.speed_note and self.variant_choice is None:
+            warnings.warn(self.speed_note, RuntimeWarning, stacklevel=2)
 
     @property
     def provider(self) -> str:
@@ -101,7 +126,14 @@ class Classifier:
         else:
             raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
                                f"got {batch.shape[1:]}")
-        raw = self._session.run([self._output], {self._input: batch})[0]
+        raw = None
+        if len(batch) == 1 and self._single is not None:
+            try:
+                raw = self._single.run(batch)
+            except Exception:  # noqa: BLE001 - e.g. an output width other than declared: the plain call says why
+                self._single = None
+        if raw is None:
+            raw = self._session.run([self._output], {self._input: batch})[0]
         if raw.shape[-1] != output_width(self.output, len(self.labels)):  # a dynamic width, checked once known
             raise EdgeclsError(f"{self.path}: invalid model: output has {raw.shape[-1]} columns but "
                                f"metadata edgecls.labels has {len(self.labels)} class names")

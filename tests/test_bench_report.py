@@ -135,3 +135,58 @@ def test_bench_command_saves_its_tables_beside_the_model(tmp_path, data_dir, art
     assert saved["samples"] == 200 and "| ONNX int8 |" in (work / "bench-cpu.md").read_text()
     onnx_rows = [r for r in saved["rows"] if r["label"].startswith("ONNX")]
     assert len(onnx_rows) == 2 and all(r["accuracy"] > 0.95 and r["error"] is None for r in onnx_rows)
+    # edgecls against its peers, one process, taking turns: every engine scored and timed, ratios printed and saved
+    h2h = {r["label"]: r for r in saved["head_to_head"]["rows"]}
+    assert set(h2h) == {"Keras", "TFLite fp32", "TFLite int8", "Keras->ONNX fp32", "edgecls fp32", "edgecls int8"}
+    for r in h2h.values():
+        assert r["error"] is None and r["accuracy"] > 0.95 and r["throughput"] > 0, r
+        assert 0 < r["latency_p50_ms"] <= r["latency_p99_ms"]
+    assert h2h["edgecls int8"]["agreement"] > 0.99 and h2h["TFLite int8"]["size_bytes"] < h2h["TFLite fp32"]["size_bytes"]
+    ratios = saved["head_to_head"]["ratios"]
+    assert ratios["throughput"]["peer"] in h2h and ratios["int8_vs_tflite_int8"]["throughput"] > 0
+    assert "edgecls / best peer: throughput" in (work / "bench-cpu.md").read_text()
+
+
+def test_head_to_head_ratios_and_turns():
+    """Ratios: > 1 means edgecls is faster; the engines really take turns (each called every round)."""
+    from edgecls.bench import interleaved
+    from edgecls.bench.headtohead import ratio_lines, ratios
+
+    rows = [{"label": "TFLite int8", "kind": "peer", "throughput": 200.0, "latency_p50_ms": 0.010},
+            {"label": "Keras->ONNX fp32", "kind": "peer", "throughput": 50.0, "latency_p50_ms": 0.030},
+            {"label": "edgecls fp32", "kind": "edgecls", "throughput": 100.0, "latency_p50_ms": 0.020},
+            {"label": "edgecls int8", "kind": "edgecls", "throughput": 150.0, "latency_p50_ms": 0.025},
+            {"label": "broken", "kind": "peer", "error": "no"}]
+    r = ratios(rows)
+    assert r["throughput"] == {"edgecls": "edgecls int8", "peer": "TFLite int8", "ratio": 0.75}
+    assert r["latency_p50"]["edgecls"] == "edgecls fp32" and r["latency_p50"]["ratio"] == pytest.approx(0.5)
+    assert r["int8_vs_fp32"]["throughput"] == 1.5 and r["int8_vs_fp32"]["latency_p50"] == pytest.approx(0.8)
+    assert r["fp32_vs_keras_onnx"]["throughput"] == 2.0
+    lines = ratio_lines({"ratios": r})
+    assert any(line.startswith("int8 is not faster than fp32 on this machine") for line in lines)
+
+    calls: list[str] = []
+    predicts = {name: (lambda x, name=name: calls.append(name) or x[:, :1]) for name in ("a", "b", "c")}
+    x = np.zeros((5, 2, 2, 1), np.uint8)
+    rates = interleaved.throughput(predicts, x, 4, rounds=3, window_s=0.001)
+    assert set(rates) == {"a", "b", "c"} and all(v > 0 for v in rates.values())
+    timed = calls[6:]  # after 2 warm-up calls each
+    order = [n for i, n in enumerate(timed) if i == 0 or timed[i - 1] != n]
+    assert order == ["a", "b", "c"] * 3  # turns: a, b, c, a, b, c, ...
+    lat = interleaved.latency(predicts, x, rounds=2, calls=5)
+    assert all(0 < p50 <= p99 for p50, p99 in lat.values())
+
+
+def test_bench_says_when_int8_is_not_faster():
+    from edgecls.bench.runner import int8_speed_note
+
+    def row(label, tp, p50, device="cpu"):
+        return {"label": label, "device": device, "error": None, "throughput": {"1": 1.0, "256": tp},
+                "latency_p50_ms": p50}
+
+    slow = {"rows": [row("ONNX fp32", 100.0, 0.010), row("ONNX int8", 90.0, 0.009)]}
+    assert int8_speed_note(slow) == ("int8 is not faster than fp32 on this machine (cpu): 0.90x the throughput "
+                                     "at batch 256, 1.11x the batch-1 speed")
+    fast = {"rows": [row("ONNX fp32", 100.0, 0.010), row("ONNX int8", 200.0, 0.005)]}
+    assert int8_speed_note(fast) is None
+    assert int8_speed_note({"rows": [row("ONNX fp32", 100.0, 0.010)]}) is None  # no int8 row: nothing to say

@@ -144,4 +144,70 @@ def markdown(report: dict[str, Any]) -> str:
                  percent(r.get("agreement"))] + [f"{r['throughput'][str(b)]:,.0f}" for b in bs] + \
                 [f"{r['latency_p50_ms']:.3f}", f"{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f} MB"]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if report.get("int8_note"):
+        text += f"\n{report['int8_note']}.\n"
+    h2h = report.get("head_to_head")
+    if h2h and h2h.get("error"):
+        text += f"\nedgecls vs peers could not run: {h2h['error']}\n"
+    elif h2h:
+        text += head_to_head_markdown(h2h)
+    return text
+
+
+HEAD_TO_HEAD_TIMEOUT_S = 1200
+
+
+def run_head_to_head(keras_path: Optional[Path], files: dict[str, Path], x: np.ndarray, y: Optional[np.ndarray],
+                     calibration: Optional[np.ndarray], threads: int, rounds: int = 5) -> dict[str, Any]:
+    """edgecls's variants against the peers (Keras, TFLite fp32 / full-int8, Keras->ONNX), all in one worker
+    process taking turns (edgecls.bench.headtohead). Raises RuntimeError with the worker's last line."""
+    with tempfile.TemporaryDirectory(prefix="edgecls-h2h-") as tmp:
+        data = Path(tmp) / "data.npz"
+        arrays = {"x": x, **({"y": y} if y is not None else {}),
+                  **({"calib": calibration} if calibration is not None else {})}
+        np.savez(data, **arrays)
+        args = {"keras": str(keras_path) if keras_path else None, "files": {k: str(v) for k, v in files.items()},
+                "data": str(data), "config": {"threads": threads, "rounds": rounds}}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+        proc = subprocess.run([sys.executable, "-m", "edgecls.bench.headtohead", json.dumps(args)],
+                              capture_output=True, text=True, timeout=HEAD_TO_HEAD_TIMEOUT_S, env=env)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise RuntimeError(lines[-1] if lines else f"head-to-head worker exited {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def head_to_head_markdown(h2h: dict[str, Any]) -> str:
+    from .headtohead import ratio_lines
+
+    lines = ["", f"## edgecls vs peers, one process, taking turns (batch {h2h['batch']})", "",
+             f"{h2h['method']}. TFLite int8: {h2h['tflite_int8_io']}.", "",
+             "| engine | size | test acc | agree w/ Keras | img/s | p50 ms @1 | p99 ms @1 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in h2h["rows"]:
+        if r.get("error"):
+            lines.append(f"| {r['label']} | could not run: {r['error']} | | | | | |")
+            continue
+        lines.append(f"| {r['label']} | {r['size_bytes'] / 1024:,.0f} KiB | {percent(r.get('accuracy'))} | "
+                     f"{percent(r.get('agreement'))} | {r['throughput']:,.0f} | {r['latency_p50_ms']:.3f} | "
+                     f"{r['latency_p99_ms']:.3f} |")
+    return "\n".join(lines + [""] + [f"- {line}" for line in ratio_lines(h2h)]) + "\n"
+
+
+def int8_speed_note(report: dict[str, Any]) -> Optional[str]:
+    """'int8 is not faster than fp32 here' from the per-format rows (largest batch and batch-1 p50), per device;
+    None when int8 is faster on every device or either row is missing."""
+    notes = []
+    for device in dict.fromkeys(r["device"] for r in report["rows"]):
+        rows = {r["label"]: r for r in report["rows"] if r["device"] == device and not r.get("error")}
+        a, b = rows.get("ONNX int8"), rows.get("ONNX fp32")
+        if not a or not b:
+            continue
+        big = str(max(int(k) for k in a["throughput"]))
+        tp = a["throughput"][big] / b["throughput"][big]
+        lat = b["latency_p50_ms"] / a["latency_p50_ms"]
+        if tp < 1 or lat < 1:
+            notes.append(f"int8 is not faster than fp32 on this machine ({device}): {tp:.2f}x the throughput at "
+                         f"batch {big}, {lat:.2f}x the batch-1 speed")
+    return "; ".join(notes) or None

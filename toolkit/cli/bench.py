@@ -31,13 +31,16 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every engine (default: all cores)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score accuracy on a stratified sample of N test images."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed windows per measurement (median reported)."),
+    peers: bool = typer.Option(True, "--peers/--no-peers", help="Also run edgecls against Keras, TFLite fp32/int8 and "
+                               "Keras's own ONNX export in one process, taking turns (CPU), with ratios."),
     as_json: bool = JsonOption,
     data: OptPath = typer.Option(None, "--data", help="Score accuracy on this labelled folder (<class>/ sub-folders) "
                                  "instead of the model's own test split; needed for a bare .onnx file."),
     data_dir: OptPath = DataDirOption,
     artifacts: OptPath = ArtifactsOption,
 ) -> None:
-    """Benchmark Keras, TFLite fp32 and the ONNX variants: size, accuracy, agreement, speed, memory.
+    """Benchmark Keras, TFLite fp32 and the ONNX variants: size, accuracy, agreement, speed, memory; then edgecls
+    against its peers (TFLite int8, Keras->ONNX, ...) in one process, taking turns, with edgecls/best-peer ratios.
     Exit code 0: every row ran; 2: some rows could not run (each says why); 1: none could (nothing saved)."""
     import os
 
@@ -60,9 +63,14 @@ def bench(
     folder = Path(data) if data else None
     if target.endswith(".onnx") or (looks_like_path(target) and Path(target).suffix == ".onnx"):
         keras_path, name, onnx_files, x, y, dataset, out_dir = _bare_onnx(Path(target), folder, data_dir, artifacts)
+        calibration, all_variants = None, onnx_files
     else:
         keras_path, name, onnx_files, x, y, dataset, out_dir = _keras_source(target, folder, limit, devices, data_dir,
                                                                             artifacts)
+        from ..artifacts import resolve_source
+
+        all_variants = resolve_source(target, artifacts).variant_files()
+        calibration = _calibration_pixels(target, x, y, data_dir, artifacts) if peers and "cpu" in devices else None
     if y is not None and limit and limit < len(y):
         test = limit_split(Split(x, y), limit, 1337)
         x, y = test.x, test.y
@@ -76,6 +84,11 @@ def bench(
     report = outcomes_to_json(outcomes, cfg, {
         "name": name, "dataset": dataset, "samples": int(len(x)), "machine": describe_machine(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    if peers and "cpu" in devices and keras_path is not None:
+        _add_head_to_head(report, keras_path, all_variants, x, y, calibration, cfg.threads, repeats, as_json)
+    from ..bench.runner import int8_speed_note
+
+    report["int8_note"] = int8_speed_note(report)
     stem = "bench-" + "+".join(devices)
     failed, total = failed_rows(report)
     if failed == total:  # keep the previous, measured results rather than replace them with a table of errors
@@ -90,6 +103,8 @@ def bench(
         print(json.dumps(report, indent=2))
     else:
         _print(report)
+        if report["int8_note"]:
+            say((report["int8_note"], "yellow"))
         say(f"saved {out_dir / (stem + '.md')} and .json")
     if failed:
         say((f"{failed} of {total} rows could not run", "yellow"), target=err_console)
@@ -163,6 +178,44 @@ def _bare_onnx(path: Path, folder, data_dir, artifacts):
     return None, name, {variant: path}, test.x, test.y, dataset, workspace_dir(artifacts) / name
 
 
+def _calibration_pixels(target, x, y, data_dir, artifacts):
+    """TFLite int8's representative data: 512 of the model's own training images through its declared
+    preprocessing; with no labelled data known (y is None), the same random pixels the rows are scored on."""
+    if y is None:
+        return x
+    from ..artifacts import resolve_source
+    from ..data.recorded import card_dataset
+    from ..data.types import limit_split, preprocess_split
+    from ..exporting import declared_pipeline
+    from ..runtime.errors import EdgeclsError
+    from ..runtime.spec import InputSpec
+
+    source = resolve_source(target, artifacts)
+    card, name = source.card, source.name
+    pipeline = declared_pipeline(name, card, None)
+    try:
+        train = limit_split(card_dataset(card, data_dir, pipeline).train, 512, 1337)
+    except EdgeclsError:
+        return x  # the training data is gone: calibrate on the test pixels rather than not compare at all
+    return preprocess_split(train, InputSpec.from_dict(card["input_spec"]), pipeline).x
+
+
+def _add_head_to_head(report: dict, keras_path, files: dict, x, y, calibration, threads: int, repeats: int,
+                      quiet: bool) -> None:
+    from ..bench.headtohead import ratio_lines
+    from ..bench.runner import run_head_to_head
+
+    files = {v: p for v, p in files.items() if p.is_file()}
+    if not quiet:
+        say(("edgecls vs peers in one process, taking turns ...", "dim"), target=err_console)
+    try:
+        report["head_to_head"] = run_head_to_head(keras_path if keras_path.is_file() else None, files, x, y,
+                                                  calibration, threads, rounds=repeats)
+    except Exception as exc:  # noqa: BLE001 - the per-format rows stand on their own; say why this part is missing
+        report["head_to_head"] = {"error": str(exc)}
+    report["head_to_head_summary"] = ratio_lines(report["head_to_head"]) if "rows" in report["head_to_head"] else []
+
+
 def _print(report: dict) -> None:
     """Compact enough for an 80-column pipe: one device goes in the title, units in the headers."""
     from rich.table import Table
@@ -187,6 +240,32 @@ def _print(report: dict) -> None:
                       percent(r.get("agreement")), *[f"{r['throughput'][str(b)]:,.0f}" for b in bs],
                       f"{r['latency_p50_ms']:.3f}/{r['latency_p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f}")
     print_table(table)
+    h2h = report.get("head_to_head")
+    if h2h:
+        _print_head_to_head(h2h, report.get("head_to_head_summary", []))
+
+
+def _print_head_to_head(h2h: dict, summary: list) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    if h2h.get("error"):
+        say((f"edgecls vs peers could not run: {h2h['error']}", "yellow"), target=err_console)
+        return
+    table = Table(title=Text(f"edgecls vs peers: one process, taking turns, batch {h2h['batch']}, {h2h['threads']} threads"),
+                  title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("engine", "size", "acc", "agree", "img/s", "p50 ms @1", "p99 ms @1"):
+        table.add_column(col, justify="left" if col == "engine" else "right")
+    for r in h2h["rows"]:
+        if r.get("error"):
+            table.add_row(r["label"], Text(f"could not run: {r['error']}", style="yellow"))
+            continue
+        table.add_row(r["label"], f"{r['size_bytes'] / 1024:,.0f} KiB", percent(r.get("accuracy")),
+                      percent(r.get("agreement")), f"{r['throughput']:,.0f}", f"{r['latency_p50_ms']:.3f}",
+                      f"{r['latency_p99_ms']:.3f}")
+    print_table(table)
+    for line in summary:
+        say((line, "yellow" if line.startswith("int8 is not faster") else ""))
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from contextlib import closing
 from pathlib import Path
 from typing import Optional
@@ -22,7 +23,9 @@ def infer(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns (--engine ray: also "
                                        ".txt listings of paths and URIs such as s3://bucket/photos/)."),
     model: str = typer.Option("mnist", "--model", "-m", help="Shipped model name or path to an .onnx file."),
-    int8: bool = typer.Option(False, "--int8", help="Use the model's int8 variant."),
+    int8: bool = typer.Option(False, "--int8", help="Use the model's int8 variant (default for a model name: the "
+                              "fastest validated variant on this machine, measured once and cached)."),
+    fp32: bool = typer.Option(False, "--fp32", help="Use the model's fp32 variant."),
     fp16: bool = typer.Option(False, "--fp16", help="Use the model's fp16 variant."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available) | cpu | cuda."),
     batch_size: int = typer.Option(256, "--batch-size", "-b", min=1, help="Images per inference batch."),
@@ -52,26 +55,39 @@ def infer(
     from ..runtime.paths import resolve_model
     from ..runtime.stream import classify_stream
 
-    if int8 and fp16:
-        raise EdgeclsError("choose one of --int8 and --fp16")
+    if int8 + fp16 + fp32 > 1:
+        raise EdgeclsError("choose one of --int8, --fp16 and --fp32")
     if engine not in ("local", "ray"):
         raise EdgeclsError(f"unknown engine {engine!r}; choose local or ray")
     if engine == "ray":
         from .infer_ray import infer_on_ray
 
-        return infer_on_ray(inputs, model=model, variant="int8" if int8 else "fp16" if fp16 else "fp32",
+        return infer_on_ray(inputs, model=model, variant="int8" if int8 else "fp16" if fp16 else "fp32",  # auto: fp32
                             device=device, batch_size=batch_size, threads=threads, recursive=recursive, top_k=top_k,
                             output=output, fmt="json" if as_json else fmt, force=force, address=ray_address,
                             actors=actors, artifacts=artifacts)
     if ray_address or actors:
         raise EdgeclsError("--ray-address and --actors need --engine ray")
-    variant = "int8" if int8 else "fp16" if fp16 else "fp32"
-    model_path = resolve_model(model, variant, artifacts)
+    variant = "int8" if int8 else "fp16" if fp16 else "fp32" if fp32 else "auto"
+    choice = None
+    if variant == "auto" and Path(model).suffix != ".onnx" and not Path(model).is_file():
+        from ..runtime.variant_choice import choose_variant
+
+        choice = choose_variant(model, device, threads, artifacts, spin=False)  # fastest validated variant here
+        model_path = choice.path
+    else:
+        model_path = resolve_model(model, "fp32" if variant == "auto" else variant, artifacts)
     if output is not None:  # before the model loads and before the first image is decoded
         check_output(output, inputs, recursive=recursive, force=force, protected=[model_path])
     fmt = choose_format(output, fmt, as_json)
     # Decoding workers share the cores between batches: idle onnxruntime threads must not spin.
-    clf = Classifier(model_path, device=device, threads=threads, spin=False)
+    with warnings.catch_warnings():  # its int8 speed warning is printed below as one plain line
+        warnings.simplefilter("ignore", RuntimeWarning)
+        clf = Classifier(model_path, device=device, threads=threads, spin=False)
+    speed = choice.int8_speedup if choice else None
+    note = (choice.note if speed and min(speed.values()) < 1 else None) if choice else clf.speed_note
+    if note:  # int8 is not faster than fp32 on this machine: say so
+        err_console.print(note, highlight=False, markup=False, style="yellow")
     if top_k > len(clf.labels):
         err_console.print(f"--topk {top_k}: the model has {len(clf.labels)} labels; showing all {len(clf.labels)}",
                           highlight=False, markup=False)

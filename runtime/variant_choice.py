@@ -1,0 +1,260 @@
+"""variant="auto": run the fastest variant of a model that passed its gate on *this* machine.
+
+int8 is not faster than fp32 everywhere (small convolutions on CPUs whose int8 kernels are weak), so the
+choice is measured, not assumed: a short interleaved micro-benchmark (batch 1 latency and batch 64
+throughput, every candidate taking turns) once per machine, cached in the user cache dir under a key made
+of the model files' checksums, the CPU, the onnxruntime version, the thread count and the device. A cache
+file that cannot be read or does not match is measured again (and rewritten atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .atomic import write_json_atomic
+from .errors import EdgeclsError
+from .metadata import ModelInfo
+from .paths import artifacts_dir
+from .preprocess import to_batch
+from .session import create_session
+
+CACHE_ENV = "EDGECLS_CACHE_DIR"
+CACHE_VERSION = 1
+SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx", "fp16": ".fp16.onnx"}
+BUDGET_S = 0.6  # whole micro-benchmark, all candidates together
+THROUGHPUT_BATCH = 64
+
+
+@dataclass
+class VariantChoice:
+    variant: str
+    path: Path
+    measured: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> latency_ms, per_image_ms
+    cached: bool = False
+    skipped: dict[str, str] = field(default_factory=dict)  # variant -> why it was not a candidate
+
+    @property
+    def int8_speedup(self) -> Optional[dict[str, float]]:
+        """int8 vs fp32 here: {'latency': fp32/int8 batch-1 time, 'throughput': fp32/int8 per-image time}."""
+        a, b = self.measured.get("int8"), self.measured.get("fp32")
+        if not a or not b:
+            return None
+        return {"latency": b["latency_ms"] / a["latency_ms"], "throughput": b["per_image_ms"] / a["per_image_ms"]}
+
+    @property
+    def note(self) -> str:
+        """One sentence: what auto picked and why, and whether int8 is faster than fp32 on this machine."""
+        text = f"variant auto: {self.variant}"
+        if len(self.measured) > 1:
+            text += " (fastest here of " + ", ".join(sorted(self.measured)) + ("; cached measurement)" if self.cached
+                                                                               else "; measured now, cached)")
+        s = self.int8_speedup
+        if s is not None:
+            verdict = "faster" if min(s.values()) >= 1 else "NOT faster"
+            text += (f"; int8 is {verdict} than fp32 on this machine: {s['latency']:.2f}x at batch 1, "
+                     f"{s['throughput']:.2f}x at batch {THROUGHPUT_BATCH}")
+        for variant, why in self.skipped.items():
+            text += f"; {variant} not considered: {why}"
+        return text
+
+
+def cache_dir() -> Path:
+    """$EDGECLS_CACHE_DIR, else $XDG_CACHE_HOME/edgecls/variant-choice, else ~/.cache/edgecls/variant-choice."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgecls" / "variant-choice"
+
+
+def cpu_id() -> str:
+    """CPU model name and its int8/bf16-relevant flags (the same name with different flags ranks differently)."""
+    name, flags = "", ""
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "avx512_bf16")
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not name:
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = " ".join(f for f in wanted if f in value.split())
+                if name and flags:
+                    break
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine()
+    return f"{name} [{flags}] x{os.cpu_count()}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def candidate_files(model: str, artifacts: Optional[Union[str, os.PathLike]] = None) -> dict[str, Path]:
+    """The variant files of a model name present in artifacts/<name>/ (fp32 first)."""
+    folder = artifacts_dir(artifacts) / model
+    return {v: folder / f"{model}{s}" for v, s in SUFFIXES.items() if (folder / f"{model}{s}").is_file()}
+
+
+def cache_key(files: dict[str, Path], device: str, threads: Optional[int], spin: bool = True) -> dict[str, Any]:
+    import onnxruntime
+
+    return {"version": CACHE_VERSION, "files": {v: _sha256(p) for v, p in sorted(files.items())}, "cpu": cpu_id(),
+            "onnxruntime": onnxruntime.__version__, "threads": threads or os.cpu_count(), "device": device,
+            "spin": spin}
+
+
+def _cache_path(key: dict[str, Any]) -> Path:
+    return cache_dir() / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32] + ".json")
+
+
+def read_cache(key: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """The cached entry for `key`, or None when missing, unreadable, corrupt or for another key."""
+    try:
+        entry = json.loads(_cache_path(key).read_text())
+        measured = entry["measured"]
+        if entry["key"] != key or entry["variant"] not in measured or not all(
+                math.isfinite(m["latency_ms"]) and m["latency_ms"] > 0 and math.isfinite(m["per_image_ms"])
+                and m["per_image_ms"] > 0 for m in measured.values()):
+            return None
+        return entry
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _write_cache(key: dict[str, Any], variant: str, measured: dict[str, dict[str, float]],
+                 skipped: dict[str, str]) -> None:
+    try:
+        write_json_atomic(_cache_path(key), {"key": key, "variant": variant, "measured": measured, "skipped": skipped,
+                                             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    except OSError:
+        pass  # a read-only cache dir costs a re-measurement next time, nothing else
+
+
+def measure(sessions: dict[str, Any], info: ModelInfo, budget_s: float = BUDGET_S) -> dict[str, dict[str, float]]:
+    """Per candidate: median batch-1 latency and median per-image time at batch 64, the candidates taking
+    turns in short slices so that load from other processes hits them all alike."""
+    spec = info.input_spec
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (THROUGHPUT_BATCH, spec.height, spec.width, spec.channels), dtype=np.uint8)
+    big, one = to_batch(pixels, spec), to_batch(pixels[:1], spec)
+    feeds = {v: s.get_inputs()[0].name for v, s in sessions.items()}
+    for v, s in sessions.items():  # warm-up: first runs allocate and pick kernels
+        s.run(None, {feeds[v]: big})
+        s.run(None, {feeds[v]: one})
+    lat: dict[str, list[float]] = {v: [] for v in sessions}
+    per: dict[str, list[float]] = {v: [] for v in sessions}
+    clock = time.perf_counter
+    deadline = clock() + budget_s
+    rounds = 0
+    while rounds < 3 or (clock() < deadline and rounds < 50):
+        for v, s in sessions.items():
+            for _ in range(5):
+                t = clock()
+                s.run(None, {feeds[v]: one})
+                lat[v].append(clock() - t)
+            t = clock()
+            s.run(None, {feeds[v]: big})
+            per[v].append((clock() - t) / THROUGHPUT_BATCH)
+        rounds += 1
+    return {v: {"latency_ms": statistics.median(lat[v]) * 1e3, "per_image_ms": statistics.median(per[v]) * 1e3}
+            for v in sessions}
+
+
+def fastest(measured: dict[str, dict[str, float]]) -> str:
+    """The candidate with the smallest geometric mean of batch-1 latency and batch-64 per-image time
+    (ties: the first, fp32)."""
+    return min(measured, key=lambda v: math.sqrt(measured[v]["latency_ms"] * measured[v]["per_image_ms"]))
+
+
+def choose_variant(model: str, device: str = "auto", threads: Optional[int] = None,
+                   artifacts: Optional[Union[str, os.PathLike]] = None, spin: bool = True,
+                   budget_s: float = BUDGET_S, use_cache: bool = True) -> VariantChoice:
+    """The fastest variant of model name `model` that passed its export gate, on this machine."""
+    files = candidate_files(model, artifacts)
+    if "fp32" not in files:
+        folder = artifacts_dir(artifacts) / model
+        raise EdgeclsError(f"no model {model!r} at {folder} (expected {folder / (model + '.onnx')}); "
+                           f"export it with `edgecls export {model}`")
+    skipped: dict[str, str] = {}
+    provider = _expected_provider(device)
+    if provider == "CPUExecutionProvider" and "fp16" in files:
+        del files["fp16"]
+        skipped["fp16"] = "fp16 is for GPUs (onnxruntime's CPU provider computes it slower than fp32)"
+    if len(files) == 1:
+        return VariantChoice("fp32", files["fp32"], skipped=skipped)
+    key = cache_key(files, provider, threads, spin)
+    entry = read_cache(key) if use_cache else None
+    if entry is not None:  # same files (checksums) as when they were checked and measured
+        return VariantChoice(entry["variant"], files[entry["variant"]], entry["measured"], cached=True,
+                             skipped={**skipped, **entry.get("skipped", {})})
+    sessions: dict[str, Any] = {}
+    info = None
+    for variant, path in files.items():
+        try:
+            session = create_session(path, device, threads, spin)
+            meta = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+        except EdgeclsError as exc:
+            if variant == "fp32":
+                raise
+            skipped[variant] = str(exc)
+            continue
+        if variant != "fp32" and (not meta.validation or meta.validation.get("passed") is False):
+            skipped[variant] = "not validated against its gate at export"
+            continue
+        sessions[variant] = session
+        info = info or meta
+    measured = measure(sessions, info, budget_s) if len(sessions) > 1 else {}
+    variant = fastest(measured) if measured else "fp32"
+    if use_cache and measured:
+        _write_cache(key, variant, measured, skipped)
+    return VariantChoice(variant, files[variant], measured, skipped=skipped)
+
+
+def _expected_provider(device: str) -> str:
+    """The provider create_session will pick for `device` (CUDA only when this onnxruntime has it)."""
+    from .session import available_providers
+
+    has_cuda = "CUDAExecutionProvider" in available_providers()
+    return "CUDAExecutionProvider" if device in ("cuda", "auto") and has_cuda else "CPUExecutionProvider"
+
+
+def cached_int8_note(model_path: Path, threads: Optional[int], spin: bool = True) -> Optional[str]:
+    """For a model loaded as int8 by name or path: a warning line when this machine's cached measurement says
+    int8 is not faster than fp32 (never measures; None when nothing is cached)."""
+    name = model_path.name.removesuffix(".int8.onnx")
+    if name == model_path.name:
+        return None
+    files = {v: model_path.parent / f"{name}{s}" for v, s in SUFFIXES.items()
+             if v != "fp16" and (model_path.parent / f"{name}{s}").is_file()}
+    if set(files) != {"fp32", "int8"}:
+        return None
+    for provider in ("CPUExecutionProvider", "CUDAExecutionProvider"):
+        try:
+            entry = read_cache(cache_key(files, provider, threads, spin))
+        except OSError:
+            return None
+        if entry is None:
+            continue
+        choice = VariantChoice(entry["variant"], files[entry["variant"]], entry["measured"], cached=True)
+        s = choice.int8_speedup
+        if s and min(s.values()) < 1:
+            return (f"{model_path.name}: int8 is not faster than fp32 on this machine ({s['latency']:.2f}x at batch 1, "
+                    f"{s['throughput']:.2f}x at batch {THROUGHPUT_BATCH}; measured by variant auto); fp32 is "
+                    f"{name}.onnx")
+    return None

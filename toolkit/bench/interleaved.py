@@ -1,0 +1,61 @@
+"""Time several engines against each other in one process, taking turns (A, B, C, A, B, C, ...).
+
+On a shared or thermally drifting machine a figure measured minutes apart from another one compares
+badly; taking turns in short windows puts every engine under the same conditions, so the ratios hold
+even when the absolute figures move.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def batch_of(x: np.ndarray, batch: int) -> np.ndarray:
+    return np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])))
+
+
+def throughput(predicts: dict[str, Predict], x: np.ndarray, batch: int, rounds: int,
+               window_s: float) -> dict[str, float]:
+    """img/s per engine: the median of `rounds` windows of >= window_s, the engines taking turns."""
+    data = batch_of(x, batch)
+    for predict in predicts.values():
+        for _ in range(2):
+            predict(data)
+    rates: dict[str, list[float]] = {name: [] for name in predicts}
+    for _ in range(rounds):
+        for name, predict in predicts.items():
+            n, start = 0, time.perf_counter()
+            while True:
+                predict(data)
+                n += batch
+                elapsed = time.perf_counter() - start
+                if elapsed >= window_s:
+                    break
+            rates[name].append(n / elapsed)
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def latency(predicts: dict[str, Predict], x: np.ndarray, rounds: int, calls: int) -> dict[str, tuple[float, float]]:
+    """(p50, p99) batch-1 latency in ms per engine over rounds x calls calls, the engines taking turns each round;
+    successive calls cycle through different images."""
+    singles = [np.ascontiguousarray(x[i : i + 1]) for i in range(min(len(x), 64))]
+    for predict in predicts.values():
+        for one in singles[:10]:
+            predict(one)
+    times: dict[str, list[float]] = {name: [] for name in predicts}
+    clock = time.perf_counter
+    for r in range(rounds):
+        for name, predict in predicts.items():
+            bucket = times[name]
+            for i in range(calls):
+                one = singles[(r * calls + i) % len(singles)]
+                start = clock()
+                predict(one)
+                bucket.append(clock() - start)
+    return {name: (float(np.percentile(t, 50)) * 1e3, float(np.percentile(t, 99)) * 1e3) for name, t in times.items()}
