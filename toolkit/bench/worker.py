@@ -12,7 +12,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -41,31 +40,14 @@ def _tflite(args: dict[str, Any]) -> tuple[Predict, int, str]:
     if args["device"] != "cpu":
         raise RuntimeError("the pip TensorFlow Lite interpreter has no CUDA delegate")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import warnings
-
     import keras
     import tensorflow as tf
 
+    from .engines import _interpreter, _tflite_predict, tflite_blobs
+
     model = keras.saving.load_model(args["model"], compile=False, safe_mode=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        # Keras 3 -> SavedModel -> TFLite; from_concrete_functions on a traced Keras 3 model lost its weights.
-        model.export(tmp, format="tf_saved_model", verbose=False)
-        blob = tf.lite.TFLiteConverter.from_saved_model(tmp).convert()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice (LiteRT)
-        interpreter = tf.lite.Interpreter(model_content=blob, num_threads=args["threads"])
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    shape = [None]
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        if shape[0] != x.shape:
-            interpreter.resize_tensor_input(inp["index"], x.shape)
-            interpreter.allocate_tensors()
-            shape[0] = x.shape
-        interpreter.set_tensor(inp["index"], x)
-        interpreter.invoke()
-        return interpreter.get_tensor(out["index"]).copy()
-
+    blob = tflite_blobs(model, None, args["threads"])["fp32"]  # the same converter path as the head-to-head
+    predict = _tflite_predict(_interpreter(blob, args["threads"]))
     return predict, len(blob), f"TensorFlow Lite {tf.__version__} (XNNPACK), fp32"
 
 
