@@ -217,7 +217,7 @@ def main() -> None:
         print("\n".join(lines[-30:]), flush=True)
     from edgecls.runtime.atomic import write_bytes_atomic
 
-    write_bytes_atomic(args.out, "\n".join(lines).encode())
+    write_bytes_atomic(args.out, ("\n".join(lines) + "\n").encode())  # the tables were printed as they came
     print(f"wrote {args.out}")
 
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from publish import publish  # noqa: E402  (tests/benchmarks/publish.py)
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = ("mnist", "fashion", "cifar10", "emotion")
@@ -129,13 +130,7 @@ def main() -> None:
               f"{'do not spin' if args.no_spin else 'spin (the Classifier default)'}.", ""]
     text = "\n".join(header + goal_table(results) + [""] +
                      sum((full_table(n, r) + [""] for n, r in results.items()), []))
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    from edgecls.runtime.atomic import write_bytes_atomic, write_json_atomic
-
-    write_bytes_atomic(args.out, text.encode())
-    write_json_atomic(args.out.with_suffix(".json"), results)
-    print(f"wrote {args.out} and .json")
+    publish(args.out, text, results)
 
 
 if __name__ == "__main__":

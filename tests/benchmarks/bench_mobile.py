@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edgecls.exporters.web import export_mobile
 from edgecls.machine import describe_machine
+from publish import publish  # noqa: E402  (tests/benchmarks/publish.py)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ("mnist", "fashion", "cifar10", "emotion")
@@ -65,10 +66,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| `{r['model']}` | `{r['file']}` | {r['ort_bytes'] / 1024:,.0f} KiB | {r['onnx_bytes'] / 1024:,.0f} KiB | "
                      f"{r['max_abs_diff']:.1e} | {r['operators']} | {r['load_onnx_ms']:.1f} ms | {r['load_ort_ms']:.1f} ms |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
-    print("\n".join(lines))
+    publish(args.out, "\n".join(lines), {"machine": machine, "rows": rows})
 
 
 if __name__ == "__main__":

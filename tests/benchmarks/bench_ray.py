@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from edgecls.machine import describe_machine
+from publish import publish  # noqa: E402  (tests/benchmarks/publish.py)
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -184,10 +185,7 @@ def main() -> None:
             f"{k * args.cores_per_node * per_actor:,.0f} img/s" for k in nodes) + " |")
     lines += ["", "Assumes linear scaling: storage and network keep up, actors get whole cores, per-actor rate as "
               "measured here. Ray's own start-up (seconds) and scheduling are not in the projection."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish(Path(args.out), "\n".join(lines))
 
 
 if __name__ == "__main__":

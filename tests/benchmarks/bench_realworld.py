@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from publish import publish  # noqa: E402  (tests/benchmarks/publish.py)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -159,11 +160,8 @@ def main() -> None:
     lines.append("| --- | --- | ---: | ---: |")
     for model, what, rate, n in unsure_rates(args.data_dir, args.unsure_limit):
         lines.append(f"| {model} | {what} | {rate * 100:.1f}% | {n:,} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}", file=sys.stderr)
+    publish(args.out, "\n".join(lines))
+    print(f"figure: {args.out.with_suffix('.png')}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.machine import describe_machine
+from publish import publish  # noqa: E402  (tests/benchmarks/publish.py)
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -162,10 +163,7 @@ def main() -> None:
     lines = [f"# Runtime benchmark", "", f"Measured {stamp} by `tests/benchmarks/bench_runtime.py` on: {describe_machine()}.", "",
              "| measurement | result | target | baseline (same session) |", "| --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish(Path(args.out), "\n".join(lines))
 
 
 if __name__ == "__main__":

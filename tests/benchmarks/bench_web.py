@@ -36,6 +36,7 @@ from edgecls.exporters.web.bundle import pick_variant, read_info  # noqa: E402
 from edgecls.exporters.web.runtime_files import VERSION, ensure_runtime  # noqa: E402
 from edgecls.machine import describe_machine  # noqa: E402
 from edgecls.runtime import Classifier  # noqa: E402
+from publish import publish  # noqa: E402  (tests/benchmarks/publish.py)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ("mnist", "fashion", "cifar10", "emotion")
@@ -159,10 +160,7 @@ def write(rows: list[dict], args) -> None:
                      f"{r['bundle_bytes'] / 2**20:.1f} MiB | {r['bundle_gzip_bytes'] / 2**20:.1f} MiB | "
                      f"{r['first_prediction_ms']:,.0f} ms | {r['model_load_ms_p50']:,.0f} ms | {r['per_image_ms_p50']:.1f} / {r['per_image_ms_p90']:.1f} ms | "
                      f"{r['inference_ms_p50']:.2f} ms | {r['top1_agreement'] * 100:.0f}%, {r['max_abs_diff']:.1e} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
-    print("\n".join(lines))
+    publish(args.out, "\n".join(lines), {"machine": machine, "rows": rows})
 
 
 if __name__ == "__main__":
