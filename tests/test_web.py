@@ -185,12 +185,17 @@ def _compare(browser, site, bundle: str, image_set: str, model_file: str):
     return python, web, py_probs, web_probs, np.abs(web_pixels.astype(int) - pixels.astype(int))
 
 
+def _assert_same_answers(python, web, py_probs, web_probs) -> None:
+    """The page and the Python runtime give the same labels and, within fp32 rounding, the same scores."""
+    assert [w["label"] for w in web] == [p.label for p in python]
+    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_browser_matches_python_runtime_on_test_images(browser, site, name):
     python, web, py_probs, web_probs, pixel_diff = _compare(browser, site, name, name, f"{name}.onnx")
-    assert [w["label"] for w in web] == [p.label for p in python]
-    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    _assert_same_answers(python, web, py_probs, web_probs)
     assert pixel_diff.max() <= 1  # the preprocessing port: same model-ready pixels (float rounding aside)
     assert [w["unsure"] for w in web] == [p.unsure for p in python]
 
@@ -199,16 +204,14 @@ def test_browser_matches_python_runtime_on_test_images(browser, site, name):
 def test_browser_matches_python_on_user_like_digits(browser, site):
     python, web, py_probs, web_probs, pixel_diff = _compare(browser, site, "mnist", "mnist-user", "mnist.onnx")
     assert len(web) >= 12
-    assert [w["label"] for w in web] == [p.label for p in python]
-    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    _assert_same_answers(python, web, py_probs, web_probs)
     assert [w["unsure"] for w in web] == [p.unsure for p in python]
 
 
 @pytest.mark.slow
 def test_browser_matches_python_on_large_rgb_photos(browser, site):
     python, web, py_probs, web_probs, pixel_diff = _compare(browser, site, "cifar10", "cifar10-large", "cifar10.onnx")
-    assert [w["label"] for w in web] == [p.label for p in python]
-    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    _assert_same_answers(python, web, py_probs, web_probs)
     assert pixel_diff.max() <= 1
 
 
@@ -216,8 +219,7 @@ def test_browser_matches_python_on_large_rgb_photos(browser, site):
 def test_jpeg_digits_decode_and_classify_alike(browser, site):
     # Chromium and Pillow both decode with libjpeg-turbo's defaults: here the pixels came out identical.
     python, web, py_probs, web_probs, pixel_diff = _compare(browser, site, "mnist", "mnist-jpeg", "mnist.onnx")
-    assert [w["label"] for w in web] == [p.label for p in python]
-    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    _assert_same_answers(python, web, py_probs, web_probs)
     assert pixel_diff.max() <= 1
 
 
@@ -225,8 +227,7 @@ def test_jpeg_digits_decode_and_classify_alike(browser, site):
 def test_model_without_declared_preprocessing_is_stretched_as_in_python(browser, site):
     # user-like digits of many sizes: the whole image is resized with Pillow's BILINEAR, ported to JavaScript
     python, web, py_probs, web_probs, pixel_diff = _compare(browser, site, "legacy", "mnist-user", "legacy.onnx")
-    assert [w["label"] for w in web] == [p.label for p in python]
-    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    _assert_same_answers(python, web, py_probs, web_probs)
     assert pixel_diff.max() == 0  # integer arithmetic throughout: bit for bit
 
 
@@ -249,8 +250,7 @@ def test_onnx_format_bundles_agree(browser, site):
     assert (root / "mnist-onnx" / "mnist.onnx").is_file() and not (root / "mnist-onnx" / "mnist.ort").exists()
     assert (root / "mnist" / "mnist.ort").is_file() and not (root / "mnist" / "mnist.onnx").exists()
     python, web, py_probs, web_probs, _ = _compare(browser, site, "mnist-onnx", "mnist", "mnist.onnx")
-    assert [w["label"] for w in web] == [p.label for p in python]
-    assert np.abs(web_probs - py_probs).max() < FP32_TOLERANCE
+    _assert_same_answers(python, web, py_probs, web_probs)
     python, web, py_probs, web_probs, _ = _compare(browser, site, "cifar10-onnx", "cifar10", "cifar10.int8.onnx")
     assert [w["label"] for w in web] == [p.label for p in python]
 
