@@ -65,12 +65,12 @@ def bench(
         keras_path, name, onnx_files, x, y, dataset, out_dir = _bare_onnx(Path(target), folder, data_dir, artifacts)
         calibration, all_variants = None, onnx_files
     else:
-        keras_path, name, onnx_files, x, y, dataset, out_dir = _keras_source(target, folder, limit, devices, data_dir,
-                                                                            artifacts)
         from ..artifacts import resolve_source
 
-        all_variants = resolve_source(target, artifacts).variant_files()
-        calibration = _calibration_pixels(target, x, y, data_dir, artifacts) if peers and "cpu" in devices else None
+        source = resolve_source(target, artifacts)
+        keras_path, name, onnx_files, x, y, dataset, out_dir = _keras_source(source, folder, limit, devices, data_dir)
+        all_variants = source.variant_files()
+        calibration = _calibration_pixels(source, x, y, data_dir) if peers and "cpu" in devices else None
     if y is not None and limit and limit < len(y):
         test = limit_split(Split(x, y), limit, 1337)
         x, y = test.x, test.y
@@ -111,13 +111,11 @@ def bench(
         raise typer.Exit(2)
 
 
-def _keras_source(target, folder, limit, devices, data_dir, artifacts):
-    """A model name or .keras file: its Keras model, its exported variants, and its own test split (or --data),
-    through its declared preprocessing; results are written to the workspace."""
-    from ..artifacts import resolve_source
+def _keras_source(source, folder, limit, devices, data_dir):
+    """A resolved model name or .keras file: its Keras model, its exported variants, and its own test split (or
+    --data), through its declared preprocessing; results are written to the workspace."""
     from ..data.types import preprocess_split
 
-    source = resolve_source(target, artifacts)
     keras_path, name, card = source.keras_path, source.name, source.card
     onnx_files = {v: p for v, p in source.variant_files().items() if p.is_file() and (v != "fp16" or "cuda" in devices)}
     if card is not None:
@@ -178,19 +176,17 @@ def _bare_onnx(path: Path, folder, data_dir, artifacts):
     return None, name, {variant: path}, test.x, test.y, dataset, workspace_dir(artifacts) / name
 
 
-def _calibration_pixels(target, x, y, data_dir, artifacts):
+def _calibration_pixels(source, x, y, data_dir):
     """TFLite int8's representative data: 512 of the model's own training images through its declared
     preprocessing; with no labelled data known (y is None), the same random pixels the rows are scored on."""
     if y is None:
         return x
-    from ..artifacts import resolve_source
     from ..data.recorded import card_dataset
     from ..data.types import limit_split, preprocess_split
     from ..exporting import declared_pipeline
     from ..runtime.errors import EdgeclsError
     from ..runtime.spec import InputSpec
 
-    source = resolve_source(target, artifacts)
     card, name = source.card, source.name
     pipeline = declared_pipeline(name, card, None)
     try:
