@@ -25,7 +25,7 @@ import numpy as np
 from .atomic import write_json_atomic
 from .errors import EdgeclsError
 from .metadata import ModelInfo
-from .paths import model_dir, resolve_model, search_dirs
+from .paths import resolve_model
 from .preprocess import to_batch
 from .session import create_session
 
@@ -106,10 +106,9 @@ def _sha256(path: Path) -> str:
 
 
 def candidate_files(model: str, artifacts: Optional[Union[str, os.PathLike]] = None) -> dict[str, Path]:
-    """The variant files of model name `model` (fp32 first), all from one folder: the first of the workspace and
-    the shipped zoo that holds its fp32 file, as `resolve_model` looks them up (variants are never mixed)."""
-    folder = next((root / model for root in search_dirs(artifacts) if (root / model / f"{model}.onnx").is_file()),
-                  model_dir(model, artifacts))
+    """The variant files of model name `model` (fp32 first), all from the folder `resolve_model` finds its fp32
+    file in (the workspace, else the shipped zoo; variants are never mixed); its error when there is none."""
+    folder = resolve_model(model, "fp32", artifacts).parent
     return {v: folder / f"{model}{s}" for v, s in SUFFIXES.items() if (folder / f"{model}{s}").is_file()}
 
 
@@ -189,9 +188,6 @@ def choose_variant(model: str, device: str = "auto", threads: Optional[int] = No
                    budget_s: float = BUDGET_S, use_cache: bool = True) -> VariantChoice:
     """The fastest variant of model name `model` that passed its export gate, on this machine."""
     files = candidate_files(model, artifacts)
-    if "fp32" not in files:
-        resolve_model(model, "fp32", artifacts)  # raises the lookup's own error: where it looked, did-you-mean
-        raise EdgeclsError(f"no fp32 ONNX model {model!r} in {model_dir(model, artifacts)}")
     skipped: dict[str, str] = {}
     provider = _expected_provider(device)
     if provider == "CPUExecutionProvider" and "fp16" in files:
