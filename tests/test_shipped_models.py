@@ -41,3 +41,22 @@ def test_edge_model_beats_every_shipped_baseline_of_its_data_set(name, artifacts
     for base in baselines:
         base_card = json.loads((artifacts_root / base / "metrics.json").read_text())
         assert card["test"]["accuracy"] > base_card["test"]["accuracy"], base
+
+
+# Issue 15's goals for the reference models that meet them, on the full official test sets: (min test
+# accuracy, max int8 accuracy drop vs Keras in points, as the export recorded it). cifar10's goal,
+# (0.90 on the JPEG copy, 0.3), joins when a shipped model reaches it (89.32% after issue 15's first round).
+GOALS = {"emotion": (0.68, 0.5)}
+
+
+@pytest.mark.parametrize("name", sorted(GOALS))
+def test_reference_model_meets_its_accuracy_goal_within_its_cpu_budget(name, artifacts_root):
+    card = json.loads((artifacts_root / name / "metrics.json").read_text())
+    min_accuracy, max_int8_drop = GOALS[name]
+    assert card["test"]["accuracy"] >= min_accuracy and card["test"]["num_samples"] >= 3589
+    assert card["params"] <= 2_000_000
+    assert card["training"]["wall_seconds"] <= 90 * 60  # data prep to saved model, on the recorded device
+    export = json.loads((artifacts_root / name / f"{name}.export.json").read_text())
+    assert export["source_sha256"] == card["sha256"]
+    int8 = next(v for v in export["variants"] if v["variant"] == "int8")
+    assert int8["passed"] and int8["validation"]["accuracy_drop_pts"] <= max_int8_drop

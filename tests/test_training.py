@@ -109,6 +109,36 @@ def test_cutout_masks_one_seeded_square_per_image():
     np.testing.assert_array_equal(out, random_cutout(images, seed, 8).numpy())  # seeded
 
 
+def test_whole_pixel_shift_copies_pixels_exactly_and_reflects_at_the_border():
+    """The CIFAR recipe's translation must not blur: every output pixel is an input pixel."""
+    import tensorflow as tf
+
+    from edgecls.training.augment import random_affine
+    from edgecls.zoo.registry import Augment
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(64, 8, 8, 1)).astype(np.float32)
+    seed = tf.constant([5, 6], tf.int64)
+    out = random_affine(tf.constant(images), seed, Augment(shift_pixels=2, flip=True, fill="reflect")).numpy()
+    shifts = set()
+    for src, dst in zip(images[..., 0], out[..., 0]):
+        found = None
+        for flip in (False, True):
+            ref = src[:, ::-1] if flip else src
+            padded = np.pad(ref, 2, mode="symmetric")  # TF's REFLECT repeats the edge pixel
+            for dy in range(-2, 3):
+                for dx in range(-2, 3):
+                    if np.array_equal(padded[2 - dy:10 - dy, 2 - dx:10 - dx], dst):
+                        found = (flip, dy, dx)
+        assert found is not None, "output is not an exact shifted copy of its input"
+        shifts.add(found)
+    assert len(shifts) > 10  # shifts and flips vary per image
+    np.testing.assert_array_equal(out, random_affine(tf.constant(images), seed,
+                                                     Augment(shift_pixels=2, flip=True, fill="reflect")).numpy())
+    with pytest.raises(ValueError, match="shift_pixels"):
+        random_affine(tf.constant(images), seed, Augment(shift_pixels=2, rotation=5))
+
+
 def test_mixed_precision_trains_and_ships_float32(tmp_path, mnist):
     import dataclasses
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -56,10 +57,11 @@ def main() -> None:
                              "load_ort_ms": load_ms(Path(tmp) / name / ort_name, args.repeats)})
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "operator_list"}))
     machine = describe_machine()
+    load = os.getloadavg()[0]  # the machine may be shared: say how busy it was rather than assume
     lines = ["# Mobile (ORT format) exports of the shipped models", "",
              f"Measured by `python tests/benchmarks/bench_mobile.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
              f"{machine}. Session creation is the median of {args.repeats}, on this x86 CPU with the Python wheel "
-             "(not a phone); measured once under load from other agents. *operators*: entries in the model's "
+             f"(not a phone); load average {load:.1f} when it finished. *operators*: entries in the model's "
              "`<name>.required_operators.config` (fp32 and int8 together), what a reduced build keeps.", "",
              "| model | file | ORT size | ONNX size | max abs diff vs ONNX | operators (both variants) | load .onnx | load .ort |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]

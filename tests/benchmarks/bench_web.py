@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import sys
 import tempfile
 import time
@@ -130,6 +131,7 @@ def main() -> None:
 
 def write(rows: list[dict], args) -> None:
     machine = describe_machine()
+    load = os.getloadavg()[0]  # the machine may be shared: say how busy it was rather than assume
     runtime = rows[0]["runtime"]
     lines = [
         "# Web bundles in headless Chromium (onnxruntime-web, WASM)",
@@ -137,8 +139,8 @@ def write(rows: list[dict], args) -> None:
         f"Measured by `python tests/benchmarks/bench_web.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
         f"{machine}; Debian chromium, headless; onnxruntime-web {VERSION}, WASM SIMD, "
         f"{runtime.get('numThreads')} thread(s) (cross-origin isolated: {runtime.get('crossOriginIsolated')}); "
-        f"{args.images} test images per model, loopback static server. **Measured once, under load from other "
-        "agents sharing the 2 cores**: treat times as upper bounds.",
+        f"{args.images} test images per model, loopback static server. Measured once; load average "
+        f"{load:.1f} when it finished (the browser and the bench share the cores).",
         "",
         "- *first prediction*: navigation start to the first label on the page (`index.html?image=...`, empty cache:",
         "  fetch + compile the WASM runtime, create the session, decode, preprocess, infer).",

@@ -25,8 +25,18 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor, aug: Augment) -> tf.Tensor
 
     angle = uniform(0, aug.rotation * math.pi / 180.0)
     scale = 1.0 + uniform(1, aug.zoom)
-    tx = uniform(2, aug.shift) * w
-    ty = uniform(3, aug.shift) * h
+    exact = aug.shift_pixels > 0
+    if exact and (aug.rotation or aug.zoom or aug.shift):
+        raise ValueError("shift_pixels is an exact whole-pixel shift: do not combine it with rotation, zoom or shift")
+    if exact:
+        def whole_pixels(i: int) -> tf.Tensor:
+            p = aug.shift_pixels
+            return tf.cast(tf.random.stateless_uniform([n], s[i], -p, p + 1, dtype=tf.int32), tf.float32)
+
+        tx, ty = whole_pixels(2), whole_pixels(3)
+    else:
+        tx = uniform(2, aug.shift) * w
+        ty = uniform(3, aug.shift) * h
     if aug.flip:
         fx = tf.where(tf.random.stateless_uniform([n], s[4]) < 0.5, -1.0, 1.0)
     else:
@@ -45,7 +55,8 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor, aug: Augment) -> tf.Tensor
         transforms=transforms,
         output_shape=tf.shape(images)[1:3],
         fill_value=0.0,
-        interpolation="BILINEAR",
+        # Whole-pixel shifts and mirror flips land on the pixel grid: nearest copies pixels exactly.
+        interpolation="NEAREST" if exact else "BILINEAR",
         fill_mode=aug.fill.upper(),
     )
 

@@ -18,7 +18,10 @@ class Augment:
 
     rotation: float = 0.0  # max degrees either way
     zoom: float = 0.0  # max relative scale change either way
-    shift: float = 0.0  # max translation, fraction of the image size
+    shift: float = 0.0  # max translation, fraction of the image size (sub-pixel, bilinear: blurs)
+    # max translation in whole pixels: exact pixel copies (nearest), as in the fast CIFAR-10 recipes
+    # (pad-and-crop); used alone, without rotation/zoom/shift, so no resampling blur reaches training.
+    shift_pixels: int = 0
     flip: bool = False  # random horizontal flip
     fill: str = "constant"  # constant (black) | reflect | nearest
     cutout: int = 0  # side in pixels of one random square set to mid-grey per image (0: off)
