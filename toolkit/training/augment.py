@@ -25,9 +25,7 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor, aug: Augment) -> tf.Tensor
 
     angle = uniform(0, aug.rotation * math.pi / 180.0)
     scale = 1.0 + uniform(1, aug.zoom)
-    exact = aug.shift_pixels > 0
-    if exact and (aug.rotation or aug.zoom or aug.shift):
-        raise ValueError("shift_pixels is an exact whole-pixel shift: do not combine it with rotation, zoom or shift")
+    exact = aug.shift_pixels > 0  # Augment refuses it beside rotation/zoom/shift: nothing else resamples
     if exact:
         def whole_pixels(i: int) -> tf.Tensor:
             p = aug.shift_pixels

@@ -51,12 +51,11 @@ def fashion_edge(spec: InputSpec, num_classes: int):
     return keras.Model(inputs, outputs, name="fashion")
 
 
-def _resnet9(spec: InputSpec, num_classes: int, widths: tuple[int, int, int, int], name: str, stem_pool: bool,
-             logit_scale: float | None = None):
+def _resnet9(spec: InputSpec, num_classes: int, widths: tuple[int, int, int, int], name: str, stem_pool: bool):
     """ResNet-9 (Page, DAWNBench) at reduced width: conv, [conv, pool, res], [conv, pool], [conv, pool, res].
 
-    logit_scale: Page's fixed multiplier (0.125) on the logits. The residual sums are unnormalised, so
-    without it the first logits are large, the first epochs' loss is 4-8 and high learning rates diverge."""
+    The logits get Page's fixed 0.125 multiplier: the residual sums are unnormalised, so without it the
+    first logits are large, the first epochs' loss is 4-8 and high learning rates diverge."""
     import keras
     from keras import layers
 
@@ -78,21 +77,18 @@ def _resnet9(spec: InputSpec, num_classes: int, widths: tuple[int, int, int, int
     x = layers.GlobalMaxPooling2D(name="gmp")(x)
     x = layers.Dropout(0.2, name="drop")(x)
     # float32 head: under mixed precision the softmax and loss keep full precision.
-    if logit_scale is None:
-        outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
-    else:
-        x = layers.Dense(num_classes, name="logits", dtype="float32")(x)
-        x = layers.Rescaling(logit_scale, name="logit_scale", dtype="float32")(x)
-        outputs = layers.Activation("softmax", name="probabilities", dtype="float32")(x)
+    x = layers.Dense(num_classes, name="logits", dtype="float32")(x)
+    x = layers.Rescaling(0.125, name="logit_scale", dtype="float32")(x)
+    outputs = layers.Activation("softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
 def cifar10_edge(spec: InputSpec, num_classes: int):
-    return _resnet9(spec, num_classes, (32, 64, 128, 256), "cifar10", stem_pool=False, logit_scale=0.125)
+    return _resnet9(spec, num_classes, (32, 64, 128, 256), "cifar10", stem_pool=False)
 
 
 def emotion_edge(spec: InputSpec, num_classes: int):
-    return _resnet9(spec, num_classes, (32, 64, 128, 256), "emotion", stem_pool=True, logit_scale=0.125)
+    return _resnet9(spec, num_classes, (32, 64, 128, 256), "emotion", stem_pool=True)
 
 
 register(ModelSpec(

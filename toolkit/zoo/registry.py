@@ -26,6 +26,11 @@ class Augment:
     fill: str = "constant"  # constant (black) | reflect | nearest
     cutout: int = 0  # side in pixels of one random square set to mid-grey per image (0: off)
 
+    def __post_init__(self) -> None:
+        if self.shift_pixels and (self.rotation or self.zoom or self.shift):
+            raise ValueError("shift_pixels is an exact whole-pixel shift: do not combine it with rotation, zoom "
+                             "or shift")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
