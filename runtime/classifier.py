@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import EdgeclsError
 from .heads import BINARY, DEFAULT_THRESHOLD, MULTILABEL, output_width, to_scores
-from .inference import SingleImageRunner
+from .inference import ShardedRunner, SingleImageRunner, cpu_threads
 from .metadata import ModelInfo
 from .model_check import check_session
 from .paths import resolve_model
@@ -38,6 +38,10 @@ class Prediction:
     unsure: bool = False  # out of the model's distribution or too ambiguous to trust (calibrated at export)
     labels: tuple[str, ...] = ()  # every label that applies: multi-label heads, those over the threshold;
     # otherwise the one predicted label
+
+
+def _as_float32(batch: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(batch, dtype=np.float32)
 
 
 class Classifier:
@@ -83,6 +87,12 @@ class Classifier:
         self._single = SingleImageRunner(self._session, self._input, self._output, self.spec.shape,
                                          output_width(self.output, len(self.labels))) \
             if self.provider == "CPUExecutionProvider" else None
+        # big CPU batches: one shard per core, each on a one-thread session (runtime/inference.py), measured
+        # faster than onnxruntime's own intra-op threads at batch 256 (README "Speed"); check_session has made
+        # sure the batch axis is dynamic
+        cores = cpu_threads(threads)
+        self._sharded = ShardedRunner(lambda: create_session(self.path, "cpu", 1, spin), cores) \
+            if self.provider == "CPUExecutionProvider" and cores > 1 else None
         # said when a cached measurement shows int8 is not faster than fp32 here (auto never picks it then)
         self.speed_note: Optional[str] = self.variant_choice.note if self.variant_choice else \
             cached_int8_note(self.path, threads, spin)
@@ -120,24 +130,31 @@ class Classifier:
             raise EdgeclsError(f"expected a batch (N,H,W,C) of images, got shape {batch.shape}")
         hwc = (self.spec.height, self.spec.width, self.spec.channels)
         if batch.shape[1:] == hwc:
-            batch = to_batch(batch, self.spec)  # pixels -> the model's float32 layout
+            prepare = self._pixels_to_input  # pixels -> the model's float32 layout
         elif batch.shape[1:] == self.spec.shape:
-            batch = np.ascontiguousarray(batch, dtype=np.float32)  # already in the model's layout
+            prepare = _as_float32  # already in the model's layout
         else:
             raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
                                f"got {batch.shape[1:]}")
-        raw = None
-        if len(batch) == 1 and self._single is not None:
-            try:
-                raw = self._single.run(batch)
-            except Exception:  # noqa: BLE001 - e.g. an output width other than declared: the plain call says why
-                self._single = None
-        if raw is None:
-            raw = self._session.run([self._output], {self._input: batch})[0]
+        if self._sharded is not None and len(batch) >= self._sharded.min_batch:
+            raw = self._sharded.run(batch, prepare)
+        else:
+            raw = self._run_whole(prepare(batch))
         if raw.shape[-1] != output_width(self.output, len(self.labels)):  # a dynamic width, checked once known
             raise EdgeclsError(f"{self.path}: invalid model: output has {raw.shape[-1]} columns but "
                                f"metadata edgecls.labels has {len(self.labels)} class names")
         return to_scores(raw, self.output)
+
+    def _run_whole(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) == 1 and self._single is not None:
+            try:
+                return self._single.run(batch)
+            except Exception:  # noqa: BLE001 - e.g. an output width other than declared: the plain call says why
+                self._single = None
+        return self._session.run([self._output], {self._input: batch})[0]
+
+    def _pixels_to_input(self, pixels: np.ndarray) -> np.ndarray:
+        return to_batch(pixels, self.spec)
 
     def predict(self, sources: Union[ImageSource, Sequence[ImageSource]], top_k: int = 1) -> list[Prediction]:
         """Paths, bytes, PIL images or arrays -> one Prediction each (a single source gives a list of one)."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from typing import Any, Callable, Optional
+
 import numpy as np
 
 from .preprocess import to_batch
@@ -49,3 +53,46 @@ class SingleImageRunner:
         np.copyto(local.x, batch)
         self._session.run_with_iobinding(local.binding)
         return local.y.copy()
+
+
+def cpu_threads(threads: Optional[int]) -> int:
+    """The cores a CPU session computes on: `threads` when given, else the cores this process may use."""
+    if threads:
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class ShardedRunner:
+    """Large CPU batches cut into one contiguous shard per core, each shard prepared and run by a one-thread
+    session on its own pool thread (numpy and onnxruntime release the GIL): data parallelism instead of
+    onnxruntime's intra-op parallelism, which scales poorly on small int8 convolutions
+    (tests/benchmarks/bench_int8_levers.py). The session is built on first use. Thread-safe; order is kept."""
+
+    def __init__(self, make_session: Callable[[], Any], shards: int, min_per_shard: int = 16) -> None:
+        self._make_session = make_session
+        self.shards, self.min_batch = shards, shards * min_per_shard
+        self._session = self._pool = None
+        self._lock = threading.Lock()
+
+    def _ready(self):
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._session = self._make_session()
+                self._names = (self._session.get_inputs()[0].name, self._session.get_outputs()[0].name)
+                self._pool = ThreadPoolExecutor(self.shards, thread_name_prefix="edgecls-shard")
+        return self._session, self._pool
+
+    def run(self, pixels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """pixels: (N, ...) with N >= min_batch; prepare: one shard -> the model's float32 input."""
+        session, pool = self._ready()
+        inp, out = self._names
+
+        def one(shard: np.ndarray) -> np.ndarray:
+            return session.run([out], {inp: prepare(shard)})[0]
+
+        return np.concatenate(list(pool.map(one, np.array_split(pixels, self.shards))))

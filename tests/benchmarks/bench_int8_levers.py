@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def session(blob: bytes, threads: int, spin: bool = True, level: str = "all", qdq_propagation: bool = False,
-            profile: str = ""):
+            profile: str = "", dynamic_block_base: int = 0):
     import onnxruntime as ort
 
     o = ort.SessionOptions()
@@ -39,6 +39,8 @@ def session(blob: bytes, threads: int, spin: bool = True, level: str = "all", qd
                                   "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
     if not spin:
         o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if dynamic_block_base:  # smaller, self-scheduled work blocks in onnxruntime's intra-op pool
+        o.add_session_config_entry("session.dynamic_block_base", str(dynamic_block_base))
     if profile:
         o.enable_profiling = True
         o.profile_file_prefix = profile
@@ -54,6 +56,26 @@ def float_predict(sess, layout: str = "NCHW") -> Callable:
         if layout == "NCHW":
             b = b.transpose(0, 3, 1, 2)
         return sess.run(None, {name: np.ascontiguousarray(b)})[0]
+
+    return predict
+
+
+def sharded_predict(blob: bytes, threads: int) -> Callable:
+    """The batch cut into `threads` contiguous shards, each run on the calling pool thread by a one-thread session
+    (onnxruntime releases the GIL in `run`): data parallelism instead of onnxruntime's intra-op parallelism."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sess = session(blob, 1)
+    name = sess.get_inputs()[0].name
+    pool = ThreadPoolExecutor(threads)
+
+    def shard(b):
+        return sess.run(None, {name: np.ascontiguousarray(b.astype(np.float32).transpose(0, 3, 1, 2))})[0]
+
+    def predict(x):
+        if len(x) < 2 * threads:
+            return shard(x)
+        return np.concatenate(list(pool.map(shard, np.array_split(x, threads))))
 
     return predict
 
@@ -136,6 +158,9 @@ def run_model(name: str, threads: int, rounds: int, window: float, calls: int) -
     cands["session: optimization level extended"] = float_predict(session(shipped, threads, level="extended"))
     cands["session: optimization level basic"] = float_predict(session(shipped, threads, level="basic"))
     cands["session: QDQPropagation on (stock onnxruntime)"] = float_predict(session(shipped, threads, qdq_propagation=True))
+    cands["session: dynamic block base 4"] = float_predict(session(shipped, threads, dynamic_block_base=4))
+    cands[f"batch split in {threads} shards, one-thread session each"] = sharded_predict(shipped, threads)
+    cands[f"fp32, batch split in {threads} shards"] = sharded_predict(fp32, threads)
     variants = {"QOperator U8S8 per-channel": dict(fmt="QOperator"),
                 "QDQ S8S8 per-channel": dict(act="s8"),
                 "QDQ U8S8 per-tensor": dict(per_channel=False),
