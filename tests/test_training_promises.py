@@ -5,6 +5,7 @@ over; metrics.json / history.json / model.keras survive an interrupted write."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -121,15 +122,22 @@ def test_resume_continues_from_the_last_finished_epoch(tmp_path, data):
     art = ModelArtifacts(tmp_path / "tiny")
     after_first = _interrupted_after_first_epoch(data, art)
     first_row = (art.work_dir / "history.csv").read_text().splitlines()[1]
+    first_wall = json.loads((art.work_dir / "clock.json").read_text())["wall_seconds"]
     started: dict[int, list] = {}
+    clock = time.perf_counter()
     result, logs = _train(data, art, epochs=2, extra_callbacks=[
         _callback(on_epoch_begin=lambda model, epoch: started.__setitem__(epoch, model.get_weights()))])
+    second_wall = time.perf_counter() - clock
     assert any(m.startswith("resuming tiny") for m in logs)
     assert list(started) == [1]  # only the missing epoch ran
     assert _same(started[1], after_first)  # ... starting from the weights epoch 1 ended with
     assert result.history["epoch"] == [0.0, 1.0] and result.card["training"]["epochs_run"] == 2
     assert (art.work_dir / "history.csv").read_text().splitlines()[1] == first_row  # epoch 1's record kept
     assert json.loads(art.history_path.read_text())["epoch"] == [0.0, 1.0]
+    # the card's wall clock counts both processes: the interrupted one up to its finished epoch, and this one
+    training = result.card["training"]
+    assert training["resumed"] and first_wall >= result.history["epoch_seconds"][0]
+    assert first_wall + result.history["epoch_seconds"][1] <= training["wall_seconds"] <= first_wall + second_wall + 0.1
 
 
 def test_fresh_starts_over(tmp_path, data):
@@ -143,6 +151,7 @@ def test_fresh_starts_over(tmp_path, data):
         _callback(on_epoch_begin=lambda model, epoch: started.__setitem__(epoch, model.get_weights()))])
     assert not any("resuming" in m for m in logs)
     assert list(started) == [0, 1]  # every epoch ran again
+    assert not result.card["training"]["resumed"]
     assert _same(started[0], clean_start[0])  # from the seeded initial weights, not the interrupted run's
     assert result.history["epoch"] == [0.0, 1.0]  # no stale rows from the interrupted run
 

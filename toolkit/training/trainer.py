@@ -102,12 +102,23 @@ def _split_validation(dataset: Dataset, cfg: TrainConfig, seed: int) -> tuple[Sp
     return dataset.train.take(keep), dataset.train.take(hold)
 
 
-def _epoch_clock():
+def _prior_wall_seconds(clock_path) -> float:
+    """Wall seconds the interrupted runs spent up to their last completed epoch (0 for a fresh run)."""
+    import json
+
+    try:
+        return float(json.loads(clock_path.read_text())["wall_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def _epoch_clock(clock_path, started: float, prior_wall: float):
+    """Adds wall seconds and learning rate to each epoch's logs (so CSVLogger records them), and keeps the
+    run's wall clock up to the last completed epoch in `clock_path`, so a resumed run's card counts every
+    process that produced the epochs it kept (time lost in an epoch cut short is redone, not counted twice)."""
     import keras
 
     class EpochClock(keras.callbacks.Callback):
-        """Adds wall seconds and learning rate to each epoch's logs (so CSVLogger records them)."""
-
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
 
@@ -116,6 +127,8 @@ def _epoch_clock():
                 logs["epoch_seconds"] = time.perf_counter() - self._start
                 lr = self.model.optimizer.learning_rate
                 logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+            write_json_atomic(clock_path, {"epochs": epoch + 1,
+                                           "wall_seconds": prior_wall + time.perf_counter() - started})
 
     return EpochClock()
 
@@ -189,6 +202,8 @@ def train_model(
     history_csv = work / "history.csv"
     best_weights = work / "best.weights.h5"
     best_so_far = max(_read_history(history_csv).get("val_accuracy", [float("-inf")]))
+    clock_path = work / "clock.json"
+    prior_wall = _prior_wall_seconds(clock_path) if resuming else 0.0
 
     policy = precision_policy(cfg)
     keras.mixed_precision.set_global_policy(policy)
@@ -203,8 +218,8 @@ def train_model(
         metrics=["accuracy"],
     )
     callbacks = [
+        _epoch_clock(clock_path, started, prior_wall),  # before the backup: a kill between the two over-counts
         keras.callbacks.BackupAndRestore(str(work / "backup")),
-        _epoch_clock(),
         keras.callbacks.ModelCheckpoint(
             str(best_weights), monitor="val_accuracy", mode="max", save_best_only=True,
             save_weights_only=True,
@@ -250,7 +265,9 @@ def train_model(
     card["sha256"] = sha256_file(artifacts.keras_path)
     if recipe is not None:
         card["training"]["recipe"] = recipe
-    card["training"]["wall_seconds"] = round(time.perf_counter() - started, 1)  # this run: data prep to saved
+    # data prep to saved model, summed over the processes of a resumed run (each counted to its last full epoch)
+    card["training"]["wall_seconds"] = round(prior_wall + time.perf_counter() - started, 1)
+    card["training"]["resumed"] = resuming
     write_json_atomic(artifacts.history_path, {key: history[key] for key in sorted(history)})
     write_json_atomic(artifacts.metrics_path, card)
     best_weights.unlink(missing_ok=True)

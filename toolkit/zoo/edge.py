@@ -119,7 +119,7 @@ register(ModelSpec(
         # ResNet-9 recipe (Page, DAWNBench): whole-pixel crop-shifts (no resampling blur), flips, cutout,
         # label smoothing, one warm-up-and-decay cycle. Keras weight decay is decoupled and scaled by the
         # learning rate, so 1e-2 here is the per-step shrink of PyTorch's coupled 5e-4 under momentum 0.9.
-        epochs=30, batch_size=512, optimizer="sgd", learning_rate=0.2, schedule="cosine",
+        epochs=50, batch_size=512, optimizer="sgd", learning_rate=0.2, schedule="cosine",
         warmup_epochs=5, momentum=0.9, nesterov=True, weight_decay=1e-2, label_smoothing=0.2,
         val_fraction=0.05, augment=Augment(shift_pixels=4, flip=True, fill="reflect", cutout=8),
         mixed_precision=True,
