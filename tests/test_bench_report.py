@@ -168,12 +168,12 @@ def test_head_to_head_ratios_and_turns():
     calls: list[str] = []
     predicts = {name: (lambda x, name=name: calls.append(name) or x[:, :1]) for name in ("a", "b", "c")}
     x = np.zeros((5, 2, 2, 1), np.uint8)
-    rates = interleaved.throughput(predicts, x, 4, rounds=3, window_s=0.001)
+    rates = interleaved.throughput(predicts, x, 4, rounds=3, window_s=0.001, settle_s=0.001)
     assert set(rates) == {"a", "b", "c"} and all(v > 0 for v in rates.values())
     timed = calls[6:]  # after 2 warm-up calls each
     order = [n for i, n in enumerate(timed) if i == 0 or timed[i - 1] != n]
     assert order == ["a", "b", "c"] * 3  # turns: a, b, c, a, b, c, ...
-    lat = interleaved.latency(predicts, x, rounds=2, calls=5)
+    lat = interleaved.latency(predicts, x, rounds=2, calls=5, settle_s=0.001)
     assert all(0 < p50 <= p99 for p50, p99 in lat.values())
 
 

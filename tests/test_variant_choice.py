@@ -42,6 +42,26 @@ def _seed(art, winner: str, int8_factor: float, threads: int = 1, spin: bool = T
     _write_cache(cache_key(_files(art), CPU, threads, spin), winner, measured, {})
 
 
+def test_batch_64_is_timed_through_the_per_core_shards_classifier_uses(art, monkeypatch):
+    from edgecls.runtime.inference import ShardedRunner
+
+    calls: dict[int, int] = {}
+    real_run = ShardedRunner.run
+
+    def counting_run(self, pixels, prepare):
+        calls[len(pixels)] = calls.get(len(pixels), 0) + 1
+        return real_run(self, pixels, prepare)
+
+    monkeypatch.setattr(ShardedRunner, "run", counting_run)
+    choice = choose_variant("mnist", "cpu", 2, art, budget_s=0.05, use_cache=False)
+    assert set(choice.measured) == {"fp32", "int8"}
+    assert calls.get(THROUGHPUT_BATCH, 0) >= 2 * 4  # warm-up + >= 3 rounds, for both variants
+    assert set(calls) == {THROUGHPUT_BATCH}  # batch 1 never goes through the shards
+    calls.clear()
+    choose_variant("mnist", "cpu", 1, art, budget_s=0.05, use_cache=False)
+    assert not calls  # one thread: nothing to shard
+
+
 def test_auto_measures_once_then_reads_the_cache(art):
     first = choose_variant("mnist", "cpu", 1, art, budget_s=0.05)
     assert set(first.measured) == {"fp32", "int8"} and not first.cached  # fp16 is never a CPU candidate

@@ -28,6 +28,7 @@ class HeadToHeadConfig:
     window_s: float = 0.4  # per turn, throughput
     latency_calls: int = 200  # per turn, batch 1
     spin: bool = True  # edgecls sessions' idle threads busy-wait (Classifier's default)
+    settle_s: float = interleaved.SETTLE_S  # pause before each turn: the previous engine's spinning threads go idle
 
 
 def _scores(predict, x: np.ndarray) -> np.ndarray:
@@ -78,15 +79,16 @@ def run(keras_path: Optional[Path], files: dict[str, Path], x: np.ndarray, y: Op
                      "agreement": float((pred == reference).mean()) if reference is not None else None})
     predicts = {e.label: e.predict for e in engines}
     if predicts:
-        rates = interleaved.throughput(predicts, x, cfg.batch, cfg.rounds, cfg.window_s)
-        lat = interleaved.latency(predicts, x, cfg.rounds, cfg.latency_calls)
+        rates = interleaved.throughput(predicts, x, cfg.batch, cfg.rounds, cfg.window_s, cfg.settle_s)
+        lat = interleaved.latency(predicts, x, cfg.rounds, cfg.latency_calls, cfg.settle_s)
         for row in rows:
             row["throughput"] = rates[row["label"]]
             row["latency_p50_ms"], row["latency_p99_ms"] = lat[row["label"]]
     rows.extend(errors)
     return {"threads": cfg.threads, "batch": cfg.batch, "samples": int(len(x)), "tflite_int8_io": TFLITE_INT8_IO,
             "method": f"one process, engines taking turns: {cfg.rounds} turns of >= {cfg.window_s}s at batch "
-                      f"{cfg.batch} (median), {cfg.rounds} turns of {cfg.latency_calls} batch-1 calls (p50/p99 of all)",
+                      f"{cfg.batch} (median), {cfg.rounds} turns of {cfg.latency_calls} batch-1 calls (p50/p99 of all), "
+                      f"each turn after a {cfg.settle_s:g} s pause (spinning threads of the previous engine idle)",
             "rows": rows, "ratios": ratios(rows)}
 
 

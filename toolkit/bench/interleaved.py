@@ -3,6 +3,12 @@
 On a shared or thermally drifting machine a figure measured minutes apart from another one compares
 badly; taking turns in short windows puts every engine under the same conditions, so the ratios hold
 even when the absolute figures move.
+
+Each turn starts after a short pause (SETTLE_S). Thread pools spin-wait after their work ends (onnxruntime's
+by default, XNNPACK's too): without the pause, the engine whose turn comes next shares the cores with the
+previous engine's spinning threads. Measured on cifar10 fp32 at batch 256 on 2 cores: the same session ran
+about 10% slower right after another onnxruntime session's turn than after its own; with a 0.2 s pause every
+engine measured the same.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 Predict = Callable[[np.ndarray], np.ndarray]
+SETTLE_S = 0.2
 
 
 def batch_of(x: np.ndarray, batch: int) -> np.ndarray:
@@ -21,7 +28,7 @@ def batch_of(x: np.ndarray, batch: int) -> np.ndarray:
 
 
 def throughput(predicts: dict[str, Predict], x: np.ndarray, batch: int, rounds: int,
-               window_s: float) -> dict[str, float]:
+               window_s: float, settle_s: float = SETTLE_S) -> dict[str, float]:
     """img/s per engine: the median of `rounds` windows of >= window_s, the engines taking turns."""
     data = batch_of(x, batch)
     for predict in predicts.values():
@@ -30,6 +37,7 @@ def throughput(predicts: dict[str, Predict], x: np.ndarray, batch: int, rounds: 
     rates: dict[str, list[float]] = {name: [] for name in predicts}
     for _ in range(rounds):
         for name, predict in predicts.items():
+            time.sleep(settle_s)  # the previous engine's spinning threads go idle first
             n, start = 0, time.perf_counter()
             while True:
                 predict(data)
@@ -41,7 +49,8 @@ def throughput(predicts: dict[str, Predict], x: np.ndarray, batch: int, rounds: 
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
-def latency(predicts: dict[str, Predict], x: np.ndarray, rounds: int, calls: int) -> dict[str, tuple[float, float]]:
+def latency(predicts: dict[str, Predict], x: np.ndarray, rounds: int, calls: int,
+            settle_s: float = SETTLE_S) -> dict[str, tuple[float, float]]:
     """(p50, p99) batch-1 latency in ms per engine over rounds x calls calls, the engines taking turns each round;
     successive calls cycle through different images."""
     singles = [np.ascontiguousarray(x[i : i + 1]) for i in range(min(len(x), 64))]
@@ -52,6 +61,7 @@ def latency(predicts: dict[str, Predict], x: np.ndarray, rounds: int, calls: int
     clock = time.perf_counter
     for r in range(rounds):
         for name, predict in predicts.items():
+            time.sleep(settle_s)
             bucket = times[name]
             for i in range(calls):
                 one = singles[(r * calls + i) % len(singles)]
