@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import EdgeclsError
 from .heads import BINARY, DEFAULT_THRESHOLD, MULTILABEL, output_width, to_scores
-from .inference import ShardedRunner, SingleImageRunner, cpu_threads
+from .inference import ShardedRunner, SingleImageRunner
 from .metadata import ModelInfo
 from .model_check import check_session
 from .paths import resolve_model
@@ -90,9 +90,7 @@ class Classifier:
         # big CPU batches: one shard per core, each on a one-thread session (runtime/inference.py), measured
         # faster than onnxruntime's own intra-op threads at batch 256 (README "Speed"); check_session has made
         # sure the batch axis is dynamic
-        cores = cpu_threads(threads)
-        self._sharded = ShardedRunner(lambda: create_session(self.path, "cpu", 1, spin), cores) \
-            if self.provider == "CPUExecutionProvider" and cores > 1 else None
+        self._sharded = ShardedRunner.for_model(self.path, self.provider, threads, spin)
         # said when a cached measurement shows int8 is not faster than fp32 here (auto never picks it then)
         self.speed_note: Optional[str] = self.variant_choice.note if self.variant_choice else \
             cached_int8_note(self.path, threads, spin)
@@ -136,7 +134,7 @@ class Classifier:
         else:
             raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
                                f"got {batch.shape[1:]}")
-        if self._sharded is not None and len(batch) >= self._sharded.min_batch:
+        if self._sharded is not None and self._sharded.takes(len(batch)):
             raw = self._sharded.run(batch, prepare)
         else:
             raw = self._run_whole(prepare(batch))

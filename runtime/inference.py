@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
 from .preprocess import to_batch
+from .session import create_session
 from .spec import InputSpec
 
 
@@ -76,6 +77,20 @@ class ShardedRunner:
         self.shards, self.min_batch = shards, shards * min_per_shard
         self._session = self._pool = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_model(cls, path: Union[str, os.PathLike], provider: str, threads: Optional[int],
+                  spin: bool = True) -> Optional["ShardedRunner"]:
+        """The runner `Classifier` gives a model file: one shard per core on the CPU, None when there is one
+        core (or another provider) and nothing to split."""
+        cores = cpu_threads(threads)
+        if provider != "CPUExecutionProvider" or cores < 2:
+            return None
+        return cls(lambda: create_session(path, "cpu", 1, spin), cores)
+
+    def takes(self, batch: int) -> bool:
+        """Whether a batch this big is split (smaller ones run whole, on the caller's session)."""
+        return batch >= self.min_batch
 
     def _ready(self):
         with self._lock:

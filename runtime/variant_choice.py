@@ -24,7 +24,7 @@ import numpy as np
 
 from .atomic import write_json_atomic
 from .errors import EdgeclsError
-from .inference import ShardedRunner, cpu_threads
+from .inference import ShardedRunner
 from .metadata import ModelInfo
 from .paths import resolve_model
 from .preprocess import to_batch
@@ -149,7 +149,7 @@ def _write_cache(key: dict[str, Any], variant: str, measured: dict[str, dict[str
 
 
 def measure(sessions: dict[str, Any], info: ModelInfo, budget_s: float = BUDGET_S,
-            sharded: Optional[dict[str, ShardedRunner]] = None) -> dict[str, dict[str, float]]:
+            sharded: Optional[dict[str, Optional[ShardedRunner]]] = None) -> dict[str, dict[str, float]]:
     """Per candidate: median batch-1 latency and median per-image time at batch 64, the candidates taking
     turns in short slices so that load from other processes hits them all alike. `sharded`: the per-core
     runners `Classifier` sends big CPU batches to, so batch 64 is timed the way it will run."""
@@ -183,7 +183,7 @@ def measure(sessions: dict[str, Any], info: ModelInfo, budget_s: float = BUDGET_
 
 def _big_batch_call(session, feed: str, sharded: Optional[ShardedRunner], batch: int):
     """How `Classifier.run` runs a batch this big: through the per-core shards when they take it."""
-    if sharded is not None and batch >= sharded.min_batch:
+    if sharded is not None and sharded.takes(batch):
         return lambda b: sharded.run(b, np.ascontiguousarray)
     return lambda b: session.run(None, {feed: b})
 
@@ -227,9 +227,7 @@ def choose_variant(model: str, device: str = "auto", threads: Optional[int] = No
             continue
         sessions[variant] = session
         info = info or meta
-    cores = cpu_threads(threads)
-    sharded = {v: ShardedRunner(lambda p=files[v]: create_session(p, "cpu", 1, spin), cores) for v in sessions} \
-        if provider == "CPUExecutionProvider" and cores > 1 else None
+    sharded = {v: ShardedRunner.for_model(files[v], provider, threads, spin) for v in sessions}
     measured = measure(sessions, info, budget_s, sharded) if len(sessions) > 1 else {}
     variant = fastest(measured) if measured else "fp32"
     if use_cache and measured:

@@ -61,21 +61,21 @@ def float_predict(sess, layout: str = "NCHW") -> Callable:
 
 
 def sharded_predict(blob: bytes, threads: int) -> Callable:
-    """The batch cut into `threads` contiguous shards, each run on the calling pool thread by a one-thread session
-    (onnxruntime releases the GIL in `run`): data parallelism instead of onnxruntime's intra-op parallelism."""
-    from concurrent.futures import ThreadPoolExecutor
+    """The shipped big-batch path (`edgecls.runtime.inference.ShardedRunner`): the batch cut into `threads`
+    contiguous shards, each run on a pool thread by a one-thread session; smaller batches run whole on one."""
+    from edgecls.runtime.inference import ShardedRunner
 
     sess = session(blob, 1)
     name = sess.get_inputs()[0].name
-    pool = ThreadPoolExecutor(threads)
+    runner = ShardedRunner(lambda: sess, threads)
 
-    def shard(b):
-        return sess.run(None, {name: np.ascontiguousarray(b.astype(np.float32).transpose(0, 3, 1, 2))})[0]
+    def to_input(b):
+        return np.ascontiguousarray(b.astype(np.float32).transpose(0, 3, 1, 2))
 
     def predict(x):
-        if len(x) < 2 * threads:
-            return shard(x)
-        return np.concatenate(list(pool.map(shard, np.array_split(x, threads))))
+        if runner.takes(len(x)):
+            return runner.run(x, to_input)
+        return sess.run(None, {name: to_input(x)})[0]
 
     return predict
 
