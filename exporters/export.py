@@ -29,7 +29,7 @@ from ..runtime.unsure import UnsureRule, calibrate
 from .convert import DEFAULT_OPSET, ModelInput, keras_to_onnx, model_input
 from .errors import ExportError, GateError
 from .heads import detect_head
-from .quantize import QuantOptions, quantize_dynamic_int8, quantize_static_int8, to_fp16
+from .quantize import QuantOptions, describe_stem, quantize_dynamic_int8, quantize_static_int8, to_fp16
 from .reference import keras_outputs, keras_probabilities
 from .validate import GateFailure, Gates, check_gates, compare, gate_failures
 
@@ -228,7 +228,8 @@ def _build_int8(job: ExportJob, conv: Converted, on_log) -> list[Candidate]:
     info = {"method": "static", "format": "QDQ", "per_channel": q.per_channel, "weights": "int8",
             "activations": "uint8", "float_stem": q.float_stem, "calibration": q.calibration,
             "calibration_images": int(len(job.calib_pixels))}
-    return [Candidate("int8", quantize_static_int8(conv.fp32, job.calib_pixels, conv.spec, q), info)]
+    blob = quantize_static_int8(conv.fp32, job.calib_pixels, conv.spec, q)
+    return [Candidate("int8", blob, {**info, "stem": describe_stem(blob)})]
 
 
 def _dynamic(conv: Converted) -> Candidate:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -70,11 +71,15 @@ class ShardedRunner:
     """Large CPU batches cut into one contiguous shard per core, each shard prepared and run by a one-thread
     session on its own pool thread (numpy and onnxruntime release the GIL): data parallelism instead of
     onnxruntime's intra-op parallelism, which scales poorly on small int8 convolutions
-    (tests/benchmarks/bench_int8_levers.py). The session is built on first use. Thread-safe; order is kept."""
+    (tests/benchmarks/bench_int8_levers.py). Each shard runs in calls of `sub_batch` images, sized to the
+    core's cache (runtime/sub_batches.py; "auto": timed on the first batch, cached per machine and model).
+    The session is built on first use. Thread-safe; order is kept."""
 
-    def __init__(self, make_session: Callable[[], Any], shards: int, min_per_shard: int = 16) -> None:
+    def __init__(self, make_session: Callable[[], Any], shards: int, min_per_shard: int = 16,
+                 sub_batch: Union[int, None, str] = "auto", model: Optional[Path] = None) -> None:
         self._make_session = make_session
         self.shards, self.min_batch = shards, shards * min_per_shard
+        self.sub_batch, self._model = sub_batch, model
         self._session = self._pool = None
         self._lock = threading.Lock()
 
@@ -86,13 +91,13 @@ class ShardedRunner:
         cores = cpu_threads(threads)
         if provider != "CPUExecutionProvider" or cores < 2:
             return None
-        return cls(lambda: create_session(path, "cpu", 1, spin), cores)
+        return cls(lambda: create_session(path, "cpu", 1, spin), cores, model=Path(path))
 
     def takes(self, batch: int) -> bool:
         """Whether a batch this big is split (smaller ones run whole, on the caller's session)."""
         return batch >= self.min_batch
 
-    def _ready(self):
+    def _ready(self, pixels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]):
         with self._lock:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
@@ -100,14 +105,26 @@ class ShardedRunner:
                 self._session = self._make_session()
                 self._names = (self._session.get_inputs()[0].name, self._session.get_outputs()[0].name)
                 self._pool = ThreadPoolExecutor(self.shards, thread_name_prefix="edgecls-shard")
+            if self.sub_batch == "auto":  # timed on this first batch (tiled), before it runs
+                from . import sub_batches
+
+                sample = np.resize(pixels, (self.shards * sub_batches.PER_SHARD, *pixels.shape[1:]))
+                self.sub_batch = sub_batches.choose(self._model, pixels.shape[1:], self.shards,
+                                                    lambda size: self._split(sample, prepare, size))
         return self._session, self._pool
 
     def run(self, pixels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """pixels: (N, ...) with N >= min_batch; prepare: one shard -> the model's float32 input."""
-        session, pool = self._ready()
-        inp, out = self._names
+        self._ready(pixels, prepare)
+        return self._split(pixels, prepare, self.sub_batch)
+
+    def _split(self, pixels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray],
+               size: Optional[int]) -> np.ndarray:
+        from .sub_batches import cut
+
+        session, (inp, out) = self._session, self._names
 
         def one(shard: np.ndarray) -> np.ndarray:
-            return session.run([out], {inp: prepare(shard)})[0]
+            return cut(lambda b: session.run([out], {inp: b})[0], prepare(shard), size)
 
-        return np.concatenate(list(pool.map(one, np.array_split(pixels, self.shards))))
+        return np.concatenate(list(self._pool.map(one, np.array_split(pixels, self.shards))))

@@ -9,11 +9,8 @@ file that cannot be read or does not match is measured again (and rewritten atom
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -22,16 +19,15 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .atomic import write_json_atomic
 from .errors import EdgeclsError
 from .inference import ShardedRunner
+from .machine_cache import cpu_id, entry_path, file_sha256, read_entry, write_entry
 from .metadata import ModelInfo
 from .paths import resolve_model
 from .preprocess import to_batch
 from .session import create_session
 
-CACHE_ENV = "EDGECLS_CACHE_DIR"
-CACHE_VERSION = 2  # 2: big batches measured through the per-core shards Classifier runs them with
+CACHE_VERSION = 3  # 2: big batches measured through the per-core shards; 3: ...in cache-sized sub-batches
 SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx", "fp16": ".fp16.onnx"}
 BUDGET_S = 0.6  # whole micro-benchmark, all candidates together
 THROUGHPUT_BATCH = 64
@@ -70,42 +66,6 @@ class VariantChoice:
         return text
 
 
-def cache_dir() -> Path:
-    """$EDGECLS_CACHE_DIR, else $XDG_CACHE_HOME/edgecls/variant-choice, else ~/.cache/edgecls/variant-choice."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgecls" / "variant-choice"
-
-
-def cpu_id() -> str:
-    """CPU model name and its int8/bf16-relevant flags (the same name with different flags ranks differently)."""
-    name, flags = "", ""
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "avx512_bf16")
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and not name:
-                    name = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = " ".join(f for f in wanted if f in value.split())
-                if name and flags:
-                    break
-    except OSError:
-        pass
-    name = name or platform.processor() or platform.machine()
-    return f"{name} [{flags}] x{os.cpu_count()}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def candidate_files(model: str, artifacts: Optional[Union[str, os.PathLike]] = None) -> dict[str, Path]:
     """The variant files of model name `model` (fp32 first), all from the folder `resolve_model` finds its fp32
     file in (the workspace, else the shipped zoo; variants are never mixed); its error when there is none."""
@@ -116,36 +76,32 @@ def candidate_files(model: str, artifacts: Optional[Union[str, os.PathLike]] = N
 def cache_key(files: dict[str, Path], device: str, threads: Optional[int], spin: bool = True) -> dict[str, Any]:
     import onnxruntime
 
-    return {"version": CACHE_VERSION, "files": {v: _sha256(p) for v, p in sorted(files.items())}, "cpu": cpu_id(),
+    return {"version": CACHE_VERSION, "files": {v: file_sha256(p) for v, p in sorted(files.items())}, "cpu": cpu_id(),
             "onnxruntime": onnxruntime.__version__, "threads": threads or os.cpu_count(), "device": device,
             "spin": spin}
 
 
 def _cache_path(key: dict[str, Any]) -> Path:
-    return cache_dir() / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32] + ".json")
+    return entry_path(key)
 
 
 def read_cache(key: dict[str, Any]) -> Optional[dict[str, Any]]:
     """The cached entry for `key`, or None when missing, unreadable, corrupt or for another key."""
     try:
-        entry = json.loads(_cache_path(key).read_text())
+        entry = read_entry(key)
         measured = entry["measured"]
-        if entry["key"] != key or entry["variant"] not in measured or not all(
+        if entry["variant"] not in measured or not all(
                 math.isfinite(m["latency_ms"]) and m["latency_ms"] > 0 and math.isfinite(m["per_image_ms"])
                 and m["per_image_ms"] > 0 for m in measured.values()):
             return None
         return entry
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         return None
 
 
 def _write_cache(key: dict[str, Any], variant: str, measured: dict[str, dict[str, float]],
                  skipped: dict[str, str]) -> None:
-    try:
-        write_json_atomic(_cache_path(key), {"key": key, "variant": variant, "measured": measured, "skipped": skipped,
-                                             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    except OSError:
-        pass  # a read-only cache dir costs a re-measurement next time, nothing else
+    write_entry(key, {"variant": variant, "measured": measured, "skipped": skipped})
 
 
 def measure(sessions: dict[str, Any], info: ModelInfo, budget_s: float = BUDGET_S,

@@ -17,6 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _WORKSPACE = tempfile.mkdtemp(prefix="edgecls-test-workspace-")
 os.environ["EDGECLS_ARTIFACTS"] = _WORKSPACE
 atexit.register(shutil.rmtree, _WORKSPACE, True)
+# ...and its own empty cache of per-machine measurements (variant auto, sub-batch sizes): nothing from the
+# user's earlier runs decides what a test measures, and nothing is left in ~/.cache
+_CACHE = tempfile.mkdtemp(prefix="edgecls-test-cache-")
+os.environ["EDGECLS_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,97 @@
+"""How many images one onnxruntime call should take on one core: measured once per machine and model, cached.
+
+A batch runs layer by layer, so every layer's output for the whole batch is written before the next layer
+reads it. When that exceeds the core's cache, each layer streams its input from memory. Cutting a shard
+into smaller calls keeps it in cache; making the calls too small pays onnxruntime's fixed per-call cost
+instead. The best size depends on the model's activation sizes and on the CPU: at batch 256 on one core of
+the project's EPYC, 32-image calls ran emotion int8 1.21x, fashion 1.10x and cifar10 1.08x faster than
+one call, while mnist (small activations, short calls) ran best whole (README "Speed"). So it is timed,
+not guessed: the first big batch of a model on a machine is tiled to PER_SHARD images per core and run
+through the shards at a few sizes, taking turns (cores running together, as they will: they share the
+last-level cache); the answer is cached with the variant-auto measurements.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .machine_cache import cpu_id, file_sha256, read_entry, write_entry
+
+PER_SHARD = 128  # images per core in the batch timed (a 256-image batch on 2 cores); cutting at this size = whole
+CANDIDATES = (128, 64, 32, 16, 8)
+BUDGET_S = 0.4  # all candidates together, after one warm-up round
+HEAVY_CALL_S = 0.2  # a timed batch this slow: per-call overhead is negligible next to the compute, so the
+SMALLEST = 8  # smallest size is taken untimed (it keeps the most in cache and costs nothing measurable)
+CACHE_PREFIX = "sub-batch-"
+CACHE_VERSION = 1
+
+RunAt = Callable[[Optional[int]], Any]  # runs the timed batch in calls of the given size
+
+
+def cut(run: Callable[[np.ndarray], Any], batch: np.ndarray, size: Optional[int]) -> np.ndarray:
+    """`run` over `batch` in calls of at most `size` images (None: one call), outputs joined in order."""
+    if size is None or len(batch) <= size:
+        return run(batch)
+    return np.concatenate([run(batch[i : i + size]) for i in range(0, len(batch), size)])
+
+
+def time_sizes(run_at: RunAt, images: int, budget_s: float = BUDGET_S) -> dict[int, float]:
+    """Median seconds per image of the timed batch (`images` in all) at each candidate size, the sizes taking
+    turns; {} when one whole run is slower than HEAVY_CALL_S."""
+    start = time.perf_counter()
+    run_at(None)  # warm-up (first runs allocate); also tells a heavy model
+    run_at(None)
+    if time.perf_counter() - start > 2 * HEAVY_CALL_S:
+        return {}
+    for size in CANDIDATES:
+        run_at(size)
+    times: dict[int, list[float]] = {size: [] for size in CANDIDATES}
+    deadline = time.perf_counter() + budget_s
+    rounds = 0
+    while rounds < 2 or (time.perf_counter() < deadline and rounds < 10):
+        for size in CANDIDATES:
+            t = time.perf_counter()
+            run_at(size)
+            times[size].append((time.perf_counter() - t) / images)
+        rounds += 1
+    return {size: statistics.median(t) for size, t in times.items()}
+
+
+MARGIN = 0.03  # a smaller size must beat one call per shard by this much: below it, timing noise decides
+
+
+def best_size(per_image: dict[int, float]) -> Optional[int]:
+    """The fastest size; None (one call per shard) when that is the largest or not MARGIN slower than the
+    fastest; SMALLEST when nothing was timed."""
+    if not per_image:
+        return SMALLEST
+    size, whole = min(per_image, key=per_image.get), max(per_image)
+    return None if per_image[whole] <= per_image[size] * (1 + MARGIN) else size
+
+
+def cache_key(model: Path, input_shape: tuple[int, ...], shards: int) -> dict[str, Any]:
+    import onnxruntime
+
+    return {"version": CACHE_VERSION, "model": file_sha256(model), "input": list(input_shape), "shards": shards,
+            "cpu": cpu_id(), "onnxruntime": onnxruntime.__version__}
+
+
+def choose(model: Optional[Path], input_shape: tuple[int, ...], shards: int, run_at: RunAt,
+           use_cache: bool = True) -> Optional[int]:
+    """The images per call for this model on this machine: cached, else timed and cached."""
+    key = cache_key(model, input_shape, shards) if model is not None and use_cache else None
+    if key is not None:
+        entry = read_entry(key, CACHE_PREFIX)
+        if entry is not None and (entry.get("size") is None or entry.get("size") in CANDIDATES):
+            return entry.get("size")
+    per_image = time_sizes(run_at, shards * PER_SHARD)
+    size = best_size(per_image)
+    if key is not None:
+        write_entry(key, {"size": size, "per_image_us": {str(k): v * 1e6 for k, v in per_image.items()}},
+                    CACHE_PREFIX)
+    return size
