@@ -19,7 +19,8 @@ from typing import Any, Optional
 import numpy as np
 
 
-def _graph_maps(graph):
+def graph_maps(graph):
+    """(initializers by name, consumers of each tensor, producer of each tensor, onnx.numpy_helper)."""
     from onnx import numpy_helper
 
     inits = {t.name: t for t in graph.initializer}
@@ -59,7 +60,7 @@ def _set_init(graph, inits, name: str, value: np.ndarray, numpy_helper) -> None:
 
 def fold_input_normalization(model) -> bool:
     graph = model.graph
-    inits, consumers, _, nh = _graph_maps(graph)
+    inits, consumers, _, nh = graph_maps(graph)
     x = graph.input[0].name
     mul = next((n for n in consumers.get(x, []) if n.op_type == "Mul"), None)
     if mul is None or len(consumers[x]) != 1:
@@ -135,7 +136,7 @@ def static_flatten(model) -> int:
 
 def fold_flatten_transpose(model) -> int:
     graph = model.graph
-    inits, consumers, _, nh = _graph_maps(graph)
+    inits, consumers, _, nh = graph_maps(graph)
     shapes = _shapes(model)
     changed = 0
     for tr in list(graph.node):

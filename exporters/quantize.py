@@ -142,11 +142,9 @@ def _stem(graph):
     consumers map); the conv is None when the image does not feed a plain (ungrouped, constant-weight) Conv."""
     from onnx import helper
 
-    inits = {t.name for t in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    from .optimize import graph_maps
+
+    inits, consumers, _, _ = graph_maps(graph)
     x, norm = graph.input[0].name, []
     # input normalization the exporter could not fold into the stem conv (a zero-padded conv makes folding
     # inexact): constant Mul/Add/Sub/Div between the image and the stem
@@ -162,11 +160,8 @@ def _stem(graph):
     return norm, (stems[0] if len(stems) == 1 else None), consumers
 
 
-def _stem_channels(graph, stem) -> int:
-    from onnx import numpy_helper
-
-    weight = next(t for t in graph.initializer if t.name == stem.input[1])
-    return int(numpy_helper.to_array(weight).shape[1])
+def _stem_weight(graph, stem):
+    return next(t for t in graph.initializer if t.name == stem.input[1])
 
 
 def float_nodes(path: Path, float_stem: bool, max_float_channels: int = FLOAT_STEM_MAX_CHANNELS) -> list[str]:
@@ -190,7 +185,7 @@ def float_nodes(path: Path, float_stem: bool, max_float_channels: int = FLOAT_ST
     if stem is None:
         return keep
     padded = any(n.name == STEM_PAD_NAME for n in norm)
-    if float_stem and not padded and _stem_channels(graph, stem) <= max_float_channels:
+    if float_stem and not padded and _stem_weight(graph, stem).dims[1] <= max_float_channels:
         keep.append(stem.name)
         # ...and its activation and first pooling, so quantization starts on the pooled tensor
         # (a float pool left between int8 ops would run in slow plain-NCHW layout).
@@ -224,8 +219,9 @@ def describe_stem(int8_model: bytes) -> str:
     pad = next((n for n in graph.node if n.name == STEM_PAD_NAME), None)
     if pad is None:
         return "int8"
-    wide = numpy_helper.to_array(inits[source.input[0]]).shape[1]
-    added = int(numpy_helper.to_array(inits[pad.input[1]])[len(numpy_helper.to_array(inits[pad.input[1]])) // 2 + 1])
+    wide = inits[source.input[0]].dims[1]
+    pads = numpy_helper.to_array(inits[pad.input[1]])
+    added = int(pads[len(pads) // 2 + 1])  # end of the channel axis
     return f"int8, input padded {wide - added}->{wide} channels"
 
 
@@ -242,11 +238,11 @@ def pad_stem_channels(path: Path, float_stem: bool, max_float_channels: int = FL
     norm, stem, _ = _stem(graph)
     if stem is None or any(n.name == STEM_PAD_NAME for n in norm):
         return False
-    channels = _stem_channels(graph, stem)
+    weight = _stem_weight(graph, stem)
+    channels = int(weight.dims[1])
     if channels % CHANNEL_MULTIPLE == 0 or (float_stem and channels <= max_float_channels):
         return False
     padded_channels = -(-channels // CHANNEL_MULTIPLE) * CHANNEL_MULTIPLE
-    weight = next(t for t in graph.initializer if t.name == stem.input[1])
     w = numpy_helper.to_array(weight)
     wide = np.zeros((w.shape[0], padded_channels, *w.shape[2:]), w.dtype)
     wide[:, :channels] = w

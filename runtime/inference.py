@@ -97,7 +97,8 @@ class ShardedRunner:
         """Whether a batch this big is split (smaller ones run whole, on the caller's session)."""
         return batch >= self.min_batch
 
-    def _ready(self, pixels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]):
+    def _ready(self, pixels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Session and pool on first use; the sub-batch size on the first batch when "auto"."""
         with self._lock:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
@@ -111,7 +112,6 @@ class ShardedRunner:
                 sample = np.resize(pixels, (self.shards * sub_batches.PER_SHARD, *pixels.shape[1:]))
                 self.sub_batch = sub_batches.choose(self._model, pixels.shape[1:], self.shards,
                                                     lambda size: self._split(sample, prepare, size))
-        return self._session, self._pool
 
     def run(self, pixels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """pixels: (N, ...) with N >= min_batch; prepare: one shard -> the model's float32 input."""

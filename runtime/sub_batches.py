@@ -25,8 +25,10 @@ from .machine_cache import cpu_id, file_sha256, read_entry, write_entry
 PER_SHARD = 128  # images per core in the batch timed (a 256-image batch on 2 cores); cutting at this size = whole
 CANDIDATES = (128, 64, 32, 16, 8)
 BUDGET_S = 0.4  # all candidates together, after one warm-up round
-HEAVY_CALL_S = 0.2  # a timed batch this slow: per-call overhead is negligible next to the compute, so the
-SMALLEST = 8  # smallest size is taken untimed (it keeps the most in cache and costs nothing measurable)
+# A timed batch slower than HEAVY_CALL_S is not timed: per-call overhead is negligible next to its compute, so
+# SMALLEST is taken (it keeps the most in cache and costs nothing measurable).
+HEAVY_CALL_S = 0.2
+SMALLEST = 8
 CACHE_PREFIX = "sub-batch-"
 CACHE_VERSION = 1
 
@@ -81,10 +83,10 @@ def cache_key(model: Path, input_shape: tuple[int, ...], shards: int) -> dict[st
             "cpu": cpu_id(), "onnxruntime": onnxruntime.__version__}
 
 
-def choose(model: Optional[Path], input_shape: tuple[int, ...], shards: int, run_at: RunAt,
-           use_cache: bool = True) -> Optional[int]:
-    """The images per call for this model on this machine: cached, else timed and cached."""
-    key = cache_key(model, input_shape, shards) if model is not None and use_cache else None
+def choose(model: Optional[Path], input_shape: tuple[int, ...], shards: int, run_at: RunAt) -> Optional[int]:
+    """The images per call for this model on this machine: cached, else timed and cached (model None: a model
+    without a file, timed every time)."""
+    key = cache_key(model, input_shape, shards) if model is not None else None
     if key is not None:
         entry = read_entry(key, CACHE_PREFIX)
         if entry is not None and (entry.get("size") is None or entry.get("size") in CANDIDATES):
