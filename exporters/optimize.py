@@ -9,6 +9,14 @@
    following MatMul's weight rows are permuted instead, so the Transpose disappears.
 
 Every rewrite is exact in real arithmetic; the export's fp32 gate (<= 1e-4 vs Keras) checks it.
+
+Static int8 graphs run their convolutions channels-last (onnxruntime's NHWC QLinearConv), so before
+quantization two rewrites keep the int8 tail in that layout (`channels_last_tail`):
+4. channels_last_flatten: the inverse of 3: flatten in NHWC order (Transpose, then Reshape) and permute the
+   MatMul's rows back. onnxruntime cancels that Transpose against the one it puts after its NHWC conv.
+5. global_max_pool_as_max_pool: a GlobalMaxPool over a static HxW becomes MaxPool(kernel HxW); onnxruntime
+   has an int8 channels-last MaxPool but no int8 GlobalMaxPool, which it runs in float NCHW behind a
+   Transpose and a DequantizeLinear.
 """
 
 from __future__ import annotations
@@ -168,6 +176,69 @@ def fold_flatten_transpose(model) -> int:
         graph.node.remove(tr)
         changed += 1
     return changed
+
+
+def channels_last_flatten(model) -> int:
+    """A 4-D -> 2-D flatten into a Dense layer (MatMul with constant weights) reads NHWC order: Transpose(0,2,3,1)
+    in front of it, and
+    - Reshape(NCHW -> [-1, C*H*W]): the MatMul's rows permuted to match;
+    - a 1x1 map (after global pooling), Reshape [-1, C] or Squeeze of axes 2, 3: the same values in the same
+      order; the Squeeze drops axes 1, 2 instead."""
+    from onnx import helper
+
+    graph = model.graph
+    inits, consumers, _, nh = graph_maps(graph)
+    shapes = _shapes(model)
+    changed = 0
+    for flat in list(graph.node):
+        shape = shapes.get(flat.input[0]) if flat.op_type in ("Reshape", "Squeeze") and len(flat.input) == 2 else None
+        if shape is None or len(shape) != 4 or None in shape[1:]:
+            continue
+        _, c, h, w = shape
+        arg = _const(inits, flat.input[1], nh)
+        after = consumers.get(flat.output[0], [])
+        matmul = after[0] if len(after) == 1 and after[0].op_type == "MatMul" else None
+        weight = _const(inits, matmul.input[1], nh) if matmul is not None else None
+        if arg is None or len(consumers.get(flat.input[1], [])) != 1 or weight is None or weight.ndim != 2 or \
+                matmul.input[0] != flat.output[0] or len(consumers.get(matmul.input[1], [])) != 1:
+            continue
+        if flat.op_type == "Squeeze":
+            if h * w != 1 or sorted(int(a) % 4 for a in arg.ravel()) != [2, 3]:
+                continue
+            inits[flat.input[1]].CopyFrom(nh.from_array(np.array([1, 2], np.int64), flat.input[1]))
+        elif list(arg) != [-1, c * h * w]:
+            continue
+        elif h * w != 1:
+            # NHWC row (y, x, ch) must read the weight of NCHW row (ch, y, x)
+            nchw_row_of = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+            _set_init(graph, inits, matmul.input[1], weight[nchw_row_of], nh)
+        name = flat.name + "_channels_last"
+        graph.node.insert(list(graph.node).index(flat),
+                          helper.make_node("Transpose", [flat.input[0]], [name], name=name, perm=[0, 2, 3, 1]))
+        flat.input[0] = name
+        changed += 1
+    return changed
+
+
+def global_max_pool_as_max_pool(model) -> int:
+    from onnx import helper
+
+    shapes = _shapes(model)
+    changed = 0
+    for node in model.graph.node:
+        shape = shapes.get(node.input[0]) if node.op_type == "GlobalMaxPool" else None
+        if shape is None or len(shape) != 4 or None in shape[2:]:
+            continue
+        node.op_type = "MaxPool"  # same name: nodes kept in float are chosen by name
+        node.attribute.extend([helper.make_attribute("kernel_shape", [shape[2], shape[3]])])
+        changed += 1
+    return changed
+
+
+def channels_last_tail(model) -> dict[str, int]:
+    """Rewrites 4 and 5 in place, for a graph about to be statically quantized; what changed."""
+    return {"channels_last_flatten": channels_last_flatten(model),
+            "global_max_pool_as_max_pool": global_max_pool_as_max_pool(model)}
 
 
 def remove_dead_nodes(model) -> int:

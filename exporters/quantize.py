@@ -115,13 +115,18 @@ def preprocess_for_quantization(src: Path, dst: Path) -> str:
 def quantize_static_int8(fp32: bytes, calib_pixels: np.ndarray, spec: InputSpec, options: QuantOptions,
                          extra_float_nodes: tuple[str, ...] = ()) -> bytes:
     """calib_pixels: uint8 (N,H,W,C) real images; spec: the exported (ONNX) input spec."""
+    import onnx
     from onnxruntime.quantization import quantize
+
+    from .optimize import channels_last_tail
 
     if len(calib_pixels) == 0:
         raise ExportError("calibration needs at least one image")
     with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
         src, pre, out = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
-        src.write_bytes(fp32)
+        model = onnx.load_from_string(fp32)
+        channels_last_tail(model)  # the int8 convs run channels-last: keep the flatten and pooling there too
+        src.write_bytes(model.SerializeToString())
         preprocess_for_quantization(src, pre)
         pad_stem_channels(pre, options.float_stem)
         exclude = float_nodes(pre, options.float_stem) + list(extra_float_nodes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +13,11 @@ import numpy as np
 
 from .errors import EdgeclsError
 from .heads import BINARY, DEFAULT_THRESHOLD, MULTILABEL, output_width, to_scores
-from .inference import ShardedRunner, SingleImageRunner
+from .inference import ShardedRunner, SingleImageRunner, cpu_threads
 from .metadata import ModelInfo
 from .model_check import check_session
 from .paths import resolve_model
-from .preprocess import ImageSource, load_pixels, prepare_with_stats, to_batch, working_pixels
+from .preprocess import ImageSource, layout_view, load_pixels, prepare_with_stats, to_batch, working_pixels
 from .session import create_session, session_provider
 from .transforms import Pipeline
 from .unsure import UnsureRule
@@ -42,6 +43,10 @@ class Prediction:
 
 def _as_float32(batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def _same(batch: np.ndarray) -> np.ndarray:
+    return batch
 
 
 class Classifier:
@@ -79,6 +84,8 @@ class Classifier:
             raise EdgeclsError(f"{self.path}: a binary head needs exactly two labels, metadata has {len(self.info.labels)}")
         self.spec = self.info.input_spec
         self.labels = self.info.labels
+        self._hwc = (self.spec.height, self.spec.width, self.spec.channels)  # what `run` takes as pixels
+        self._width = output_width(self.output, len(self.labels))
         self.pipeline = Pipeline.parse(self.info.preprocess or None, str(self.path))
         self.unsure_rule = UnsureRule.parse(self.info.unsure, str(self.path))
         self._input = self._session.get_inputs()[0].name
@@ -91,6 +98,11 @@ class Classifier:
         # faster than onnxruntime's own intra-op threads at batch 256 (README "Speed"); check_session has made
         # sure the batch axis is dynamic
         self._sharded = ShardedRunner.for_model(self.path, self.provider, threads, spin)
+        # batch 1 on one core instead of all when measured faster for this model here (runtime/batch1_threads.py):
+        # decided on the first batch-1 call, cached per machine
+        self._threads, self._spin = cpu_threads(threads), spin
+        self._batch1_lock = threading.Lock()
+        self._batch1: Optional[SingleImageRunner] = None if self._sharded is not None else self._single
         # said when a cached measurement shows int8 is not faster than fp32 here (auto never picks it then)
         self.speed_note: Optional[str] = self.variant_choice.note if self.variant_choice else \
             cached_int8_note(self.path, threads, spin)
@@ -126,33 +138,51 @@ class Classifier:
             batch = batch[..., None]  # (N,H,W) grey
         if batch.ndim != 4:
             raise EdgeclsError(f"expected a batch (N,H,W,C) of images, got shape {batch.shape}")
-        hwc = (self.spec.height, self.spec.width, self.spec.channels)
-        if batch.shape[1:] == hwc:
-            prepare = self._pixels_to_input  # pixels -> the model's float32 layout
+        if batch.shape[1:] == self._hwc:
+            prepare, view = self._pixels_to_input, self._pixels_view  # pixels -> the model's float32 layout
         elif batch.shape[1:] == self.spec.shape:
-            prepare = _as_float32  # already in the model's layout
+            prepare, view = _as_float32, _same  # already in the model's layout
         else:
             raise EdgeclsError(f"expected images of {self.spec.height}x{self.spec.width}x{self.spec.channels}, "
                                f"got {batch.shape[1:]}")
         if self._sharded is not None and self._sharded.takes(len(batch)):
             raw = self._sharded.run(batch, prepare)
+        elif len(batch) == 1 and self._single is not None:
+            raw = self._run_one(view(batch))
         else:
-            raw = self._run_whole(prepare(batch))
-        if raw.shape[-1] != output_width(self.output, len(self.labels)):  # a dynamic width, checked once known
+            raw = self._session.run([self._output], {self._input: prepare(batch)})[0]
+        if raw.shape[-1] != self._width:  # a dynamic width, checked once known
             raise EdgeclsError(f"{self.path}: invalid model: output has {raw.shape[-1]} columns but "
                                f"metadata edgecls.labels has {len(self.labels)} class names")
         return to_scores(raw, self.output)
 
-    def _run_whole(self, batch: np.ndarray) -> np.ndarray:
-        if len(batch) == 1 and self._single is not None:
-            try:
-                return self._single.run(batch)
-            except Exception:  # noqa: BLE001 - e.g. an output width other than declared: the plain call says why
-                self._single = None
-        return self._session.run([self._output], {self._input: batch})[0]
+    def _run_one(self, one: np.ndarray) -> np.ndarray:
+        """One image, any dtype, seen in the model's layout: copied (and converted) straight into the bound input
+        buffer, one pass instead of a float32 copy and then another (measured ~2 us of mnist's ~20 us call)."""
+        try:
+            return (self._batch1 or self._choose_batch1(one)).run(one)
+        except Exception:  # noqa: BLE001 - e.g. an output width other than declared: the plain call says why
+            self._single = self._batch1 = None
+        return self._session.run([self._output], {self._input: _as_float32(one)})[0]
+
+    def _choose_batch1(self, one: np.ndarray) -> SingleImageRunner:
+        """The batch-1 runner, all cores or one (the shards' one-thread session), timed on this first image."""
+        from . import batch1_threads
+
+        with self._batch1_lock:
+            if self._batch1 is None:
+                runners = {"all": self._single,
+                           "one": SingleImageRunner(self._sharded.session(), self._input, self._output,
+                                                    self.spec.shape, output_width(self.output, len(self.labels)))}
+                runs = {name: runner.run for name, runner in runners.items()}
+                self._batch1 = runners[batch1_threads.choose(self.path, self._threads, self._spin, runs, one)]
+            return self._batch1
 
     def _pixels_to_input(self, pixels: np.ndarray) -> np.ndarray:
         return to_batch(pixels, self.spec)
+
+    def _pixels_view(self, pixels: np.ndarray) -> np.ndarray:
+        return layout_view(pixels, self.spec)
 
     def predict(self, sources: Union[ImageSource, Sequence[ImageSource]], top_k: int = 1) -> list[Prediction]:
         """Paths, bytes, PIL images or arrays -> one Prediction each (a single source gives a list of one)."""

@@ -50,9 +50,10 @@ class SingleImageRunner:
         return local
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """batch: float32 (1, *input_shape) in the model's layout -> a fresh (1, width) float32 array."""
+        """batch: (1, *input_shape) in the model's layout, any numeric dtype and strides (converted as it is
+        copied into the bound buffer, like astype) -> a fresh (1, width) float32 array."""
         local = self._bound()
-        np.copyto(local.x, batch)
+        np.copyto(local.x, batch, casting="unsafe")
         self._session.run_with_iobinding(local.binding)
         return local.y.copy()
 
@@ -97,14 +98,25 @@ class ShardedRunner:
         """Whether a batch this big is split (smaller ones run whole, on the caller's session)."""
         return batch >= self.min_batch
 
+    def session(self):
+        """The one-thread session the shards run on (built on first use); also serves batch-1 calls when one
+        core is measured faster for them (runtime/batch1_threads.py)."""
+        with self._lock:
+            return self._session_locked()
+
+    def _session_locked(self):
+        if self._session is None:
+            self._session = self._make_session()
+            self._names = (self._session.get_inputs()[0].name, self._session.get_outputs()[0].name)
+        return self._session
+
     def _ready(self, pixels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]) -> None:
         """Session and pool on first use; the sub-batch size on the first batch when "auto"."""
         with self._lock:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
-                self._session = self._make_session()
-                self._names = (self._session.get_inputs()[0].name, self._session.get_outputs()[0].name)
+                self._session_locked()
                 self._pool = ThreadPoolExecutor(self.shards, thread_name_prefix="edgecls-shard")
             if self.sub_batch == "auto":  # timed on this first batch (tiled), before it runs
                 from . import sub_batches

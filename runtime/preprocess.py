@@ -272,7 +272,11 @@ def to_batch(pixels: Union[np.ndarray, Iterable[np.ndarray]], spec: InputSpec) -
 
     The one place the NHWC -> NCHW change happens, for validation, calibration and inference."""
     batch = pixels if isinstance(pixels, np.ndarray) else np.stack(list(pixels))
-    batch = batch.astype(np.float32, copy=False)
-    if spec.layout == "NCHW":
-        batch = batch.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(batch)  # onnxruntime wants contiguous input; no copy when already so
+    # onnxruntime wants contiguous input; no copy when already so
+    return np.ascontiguousarray(layout_view(batch.astype(np.float32, copy=False), spec))
+
+
+def layout_view(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(N,H,W,C) pixels seen in the model's layout, any dtype, no copy: a batch-1 call copies this straight into
+    its bound float32 input, converting as it goes."""
+    return pixels.transpose(0, 3, 1, 2) if spec.layout == "NCHW" else pixels

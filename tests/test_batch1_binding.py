@@ -44,6 +44,51 @@ def test_binding_failure_falls_back_to_plain_run(artifacts_root, mnist):
         def run(self, batch):
             raise RuntimeError("binding unusable")
 
-    clf._single = Broken()
+    clf._single = clf._batch1 = Broken()  # the runner batch 1 was measured fastest with
     assert np.array_equal(clf.run(mnist.test.x[:1]), _plain(clf, mnist.test.x[:1]))
-    assert clf._single is None  # not tried again
+    assert clf._single is None and clf._batch1 is None  # not tried again
+
+
+def test_batch_one_core_count_is_the_measured_faster_and_cached(tmp_path, monkeypatch):
+    """runtime/batch1_threads.py: a fake pair where one way really is slower; the faster is chosen, written to
+    the cache and read back without timing again; one core must win by MARGIN."""
+    import time
+
+    from edgecls.runtime import batch1_threads
+
+    monkeypatch.setenv("EDGECLS_CACHE_DIR", str(tmp_path))
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"model bytes")
+
+    def slow(_):
+        time.sleep(0.0004)
+
+    def fast(_):
+        time.sleep(0.0001)
+
+    one = np.zeros((1, 1, 4, 4), np.float32)
+    assert batch1_threads.choose(model, 2, True, {"all": slow, "one": fast}, one) == "one"
+    assert batch1_threads.choose(model, 4, True, {"all": fast, "one": slow}, one) == "all"  # another key
+
+    def untouched(_):
+        raise AssertionError("cached: must not be timed again")
+
+    assert batch1_threads.choose(model, 2, True, {"all": untouched, "one": untouched}, one) == "one"
+    assert batch1_threads.best({"all": 1.02, "one": 1.0}) == "all"  # inside the noise margin
+    assert batch1_threads.best({"all": 1.2, "one": 1.0}) == "one"
+
+
+def test_batch_one_on_either_core_count_gives_the_same_scores(artifacts_root, mnist):
+    """Whichever way the first call's timing picks, the scores are those of a plain run, and both ways agree."""
+    from edgecls.runtime.inference import SingleImageRunner
+    from edgecls.runtime.preprocess import to_batch
+
+    clf = Classifier(artifacts_root / "mnist" / "mnist.int8.onnx", device="cpu", threads=2)
+    x = mnist.test.x[:8]
+    got = np.concatenate([clf.run(x[i : i + 1]) for i in range(len(x))])
+    assert clf._batch1 is clf._single or clf._batch1._session is clf._sharded.session()  # chosen on call 1
+    assert np.allclose(got, _plain(clf, x), atol=1e-6)
+    one_core = SingleImageRunner(clf._sharded.session(), clf._input, clf._output, clf.spec.shape, len(clf.labels))
+    for i in range(len(x)):
+        assert np.allclose(one_core.run(to_batch(x[i : i + 1], clf.spec)), clf._single.run(to_batch(x[i : i + 1], clf.spec)),
+                           atol=1e-6)

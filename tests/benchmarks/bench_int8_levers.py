@@ -99,14 +99,20 @@ def uint8_input(blob: bytes) -> bytes:
 
 
 def quantize(fp32: bytes, calib: np.ndarray, spec, fmt: str = "QDQ", act: str = "u8", per_channel: bool = True,
-             float_stem: bool = True, max_float_channels: int = 1, pad_stem: bool = True) -> bytes:
+             float_stem: bool = True, max_float_channels: int = 1, pad_stem: bool = True,
+             channels_last_tail: bool = True) -> bytes:
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, StaticQuantConfig, quantize as q
 
+    from edgecls.exporters.optimize import channels_last_tail as keep_tail_channels_last
     from edgecls.exporters.quantize import _reader, float_nodes, pad_stem_channels, preprocess_for_quantization
 
     with tempfile.TemporaryDirectory() as tmp:
         src, pre, out = Path(tmp, "a.onnx"), Path(tmp, "b.onnx"), Path(tmp, "c.onnx")
-        src.write_bytes(fp32)
+        model = onnx.load_from_string(fp32)
+        if channels_last_tail:  # as the exporter does
+            keep_tail_channels_last(model)
+        src.write_bytes(model.SerializeToString())
         preprocess_for_quantization(src, pre)
         if pad_stem:  # as the exporter does
             pad_stem_channels(pre, float_stem, max_float_channels)
@@ -171,7 +177,9 @@ def run_model(name: str, threads: int, rounds: int, window: float, calls: int) -
                 "QDQ U8S8 per-tensor": dict(per_channel=False),
                 "QDQ U8S8, stem conv int8 too": dict(float_stem=False),
                 "QDQ U8S8, stem conv int8 too, input not padded to 4 channels": dict(float_stem=False, pad_stem=False),
-                "QDQ U8S8, stem conv float up to 4 input channels (the recipe before)": dict(max_float_channels=4)}
+                "QDQ U8S8, stem conv float up to 4 input channels (the recipe before)": dict(max_float_channels=4),
+                "QDQ U8S8, flatten and global max pool left channels-first (the recipe before)":
+                    dict(channels_last_tail=False)}
     for label, kw in variants.items():
         try:
             blobs[label] = quantize(fp32, calib, spec, **kw)
