@@ -4,7 +4,8 @@ Splitting one image's layers across cores pays a hand-off per node; a small mode
 that to pay. On the project's 2-core EPYC, mnist int8 ran a batch-1 call in 12.3 us on one thread against
 13.8 us on two, while fashion, emotion and cifar10 ran 1.4-1.5x faster on two (README "Speed"). So it is
 timed, not guessed: on a model's first batch-1 call the two ways take turns for about BUDGET_S, and one core
-is kept only when it wins by MARGIN. The answer is cached with the other per-machine measurements.
+is kept only when it wins by MARGIN (a model slower than HEAVY_CALL_S per call keeps all cores untimed). The
+answer is cached with the other per-machine measurements.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from .machine_cache import cpu_id, file_sha256, read_entry, write_entry
 
 CHOICES = ("all", "one")  # all cores (the session's intra-op threads) or one core
 BUDGET_S = 0.2
+# A model whose batch-1 call on all cores takes longer than this keeps all cores untimed: its nodes are long
+# next to a hand-off, and the one-core session (a second copy of the weights) is never built for it.
+HEAVY_CALL_S = 0.0005
 CALLS_PER_TURN = 20
 MARGIN = 0.03  # one core must beat all cores by this much: below it, timing noise decides
 CACHE_PREFIX = "batch1-threads-"
@@ -59,16 +63,28 @@ def cache_key(model: Path, threads: int, spin: bool) -> dict[str, Any]:
             "cpu": cpu_id(), "onnxruntime": onnxruntime.__version__}
 
 
-def choose(model: Optional[Path], threads: int, spin: bool, runs: dict[str, RunOne], one: np.ndarray) -> str:
+def choose(model: Optional[Path], threads: int, spin: bool, run_all: RunOne,
+           make_run_one: Callable[[], RunOne], one: np.ndarray) -> str:
     """'all' or 'one' for this model on this machine: cached, else timed on `one` (a model-ready batch of one
-    image) and cached (model None: a model without a file, timed every time)."""
+    image) and cached (model None: a model without a file, timed every time). `make_run_one` is called only when
+    the one-core way is timed."""
     key = cache_key(model, threads, spin) if model is not None else None
     if key is not None:
         entry = read_entry(key, CACHE_PREFIX)
         if entry is not None and entry.get("choice") in CHOICES:
             return entry["choice"]
-    per_call = time_choices(runs, one)
-    choice = best(per_call)
+    heavy = min(_seconds(run_all, one) for _ in range(3))
+    if heavy > HEAVY_CALL_S:
+        choice, per_call = "all", {"all": heavy}
+    else:
+        per_call = time_choices({"all": run_all, "one": make_run_one()}, one)
+        choice = best(per_call)
     if key is not None:
         write_entry(key, {"choice": choice, "per_call_us": {k: v * 1e6 for k, v in per_call.items()}}, CACHE_PREFIX)
     return choice
+
+
+def _seconds(run: RunOne, one: np.ndarray) -> float:
+    start = time.perf_counter()
+    run(one)
+    return time.perf_counter() - start

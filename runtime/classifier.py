@@ -103,6 +103,7 @@ class Classifier:
         self._threads, self._spin = cpu_threads(threads), spin
         self._batch1_lock = threading.Lock()
         self._batch1: Optional[SingleImageRunner] = None if self._sharded is not None else self._single
+        self._one_core: Optional[SingleImageRunner] = None
         # said when a cached measurement shows int8 is not faster than fp32 here (auto never picks it then)
         self.speed_note: Optional[str] = self.variant_choice.note if self.variant_choice else \
             cached_int8_note(self.path, threads, spin)
@@ -171,12 +172,18 @@ class Classifier:
 
         with self._batch1_lock:
             if self._batch1 is None:
-                runners = {"all": self._single,
-                           "one": SingleImageRunner(self._sharded.session(), self._input, self._output,
-                                                    self.spec.shape, output_width(self.output, len(self.labels)))}
-                runs = {name: runner.run for name, runner in runners.items()}
-                self._batch1 = runners[batch1_threads.choose(self.path, self._threads, self._spin, runs, one)]
+                choice = batch1_threads.choose(self.path, self._threads, self._spin, self._single.run,
+                                               lambda: self._one_core_runner().run, one)
+                self._batch1 = self._single if choice == "all" else self._one_core_runner()
             return self._batch1
+
+    def _one_core_runner(self) -> SingleImageRunner:
+        """Batch-1 calls on the shards' one-thread session (built only when timed or chosen: it holds a second
+        copy of the weights)."""
+        if self._one_core is None:
+            self._one_core = SingleImageRunner(self._sharded.session(), self._input, self._output, self.spec.shape,
+                                               self._width)
+        return self._one_core
 
     def _pixels_to_input(self, pixels: np.ndarray) -> np.ndarray:
         return to_batch(pixels, self.spec)

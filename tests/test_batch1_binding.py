@@ -61,21 +61,37 @@ def test_batch_one_core_count_is_the_measured_faster_and_cached(tmp_path, monkey
     model.write_bytes(b"model bytes")
 
     def slow(_):
-        time.sleep(0.0004)
+        time.sleep(0.0003)
 
     def fast(_):
-        time.sleep(0.0001)
+        pass
 
     one = np.zeros((1, 1, 4, 4), np.float32)
-    assert batch1_threads.choose(model, 2, True, {"all": slow, "one": fast}, one) == "one"
-    assert batch1_threads.choose(model, 4, True, {"all": fast, "one": slow}, one) == "all"  # another key
+    assert batch1_threads.choose(model, 2, True, slow, lambda: fast, one) == "one"
+    assert batch1_threads.choose(model, 4, True, fast, lambda: slow, one) == "all"  # another key
 
     def untouched(_):
         raise AssertionError("cached: must not be timed again")
 
-    assert batch1_threads.choose(model, 2, True, {"all": untouched, "one": untouched}, one) == "one"
+    assert batch1_threads.choose(model, 2, True, untouched, lambda: untouched, one) == "one"
     assert batch1_threads.best({"all": 1.02, "one": 1.0}) == "all"  # inside the noise margin
     assert batch1_threads.best({"all": 1.2, "one": 1.0}) == "one"
+
+
+def test_a_heavy_model_keeps_all_cores_without_building_the_one_core_session(tmp_path, monkeypatch):
+    import time
+
+    from edgecls.runtime import batch1_threads
+
+    monkeypatch.setenv("EDGECLS_CACHE_DIR", str(tmp_path))
+
+    def heavy(_):
+        time.sleep(batch1_threads.HEAVY_CALL_S * 2)
+
+    def never():
+        raise AssertionError("the one-core way must not be built for a heavy model")
+
+    assert batch1_threads.choose(None, 2, True, heavy, never, np.zeros((1, 1), np.float32)) == "all"
 
 
 def test_batch_one_on_either_core_count_gives_the_same_scores(artifacts_root, mnist):
