@@ -11,13 +11,13 @@ answer is cached with the other per-machine measurements.
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from .machine_cache import cpu_id, file_sha256, read_entry, write_entry
+from .timing import seconds, take_turns
 
 CHOICES = ("all", "one")  # all cores (the session's intra-op threads) or one core
 BUDGET_S = 0.2
@@ -37,17 +37,8 @@ def time_choices(runs: dict[str, RunOne], one: np.ndarray, budget_s: float = BUD
     for run in runs.values():  # warm-up: first calls allocate
         for _ in range(3):
             run(one)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    clock = time.perf_counter
-    deadline = clock() + budget_s
-    rounds = 0
-    while rounds < 3 or (clock() < deadline and rounds < 200):
-        for name, run in runs.items():
-            for _ in range(CALLS_PER_TURN):
-                start = clock()
-                run(one)
-                times[name].append(clock() - start)
-        rounds += 1
+    times = take_turns({name: (lambda run=run: [seconds(run, one) for _ in range(CALLS_PER_TURN)])
+                        for name, run in runs.items()}, budget_s, min_rounds=3, max_rounds=200)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -73,7 +64,7 @@ def choose(model: Optional[Path], threads: int, spin: bool, run_all: RunOne,
         entry = read_entry(key, CACHE_PREFIX)
         if entry is not None and entry.get("choice") in CHOICES:
             return entry["choice"]
-    heavy = min(_seconds(run_all, one) for _ in range(3))
+    heavy = min(seconds(run_all, one) for _ in range(3))
     if heavy > HEAVY_CALL_S:
         choice, per_call = "all", {"all": heavy}
     else:
@@ -83,8 +74,3 @@ def choose(model: Optional[Path], threads: int, spin: bool, run_all: RunOne,
         write_entry(key, {"choice": choice, "per_call_us": {k: v * 1e6 for k, v in per_call.items()}}, CACHE_PREFIX)
     return choice
 
-
-def _seconds(run: RunOne, one: np.ndarray) -> float:
-    start = time.perf_counter()
-    run(one)
-    return time.perf_counter() - start

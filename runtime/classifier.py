@@ -91,8 +91,7 @@ class Classifier:
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
         # batch 1 on the CPU: preallocated IOBinding buffers (runtime/inference.py), measured ~2 us less per call
-        self._single = SingleImageRunner(self._session, self._input, self._output, self.spec.shape,
-                                         output_width(self.output, len(self.labels))) \
+        self._single = SingleImageRunner(self._session, self._input, self._output, self.spec.shape, self._width) \
             if self.provider == "CPUExecutionProvider" else None
         # big CPU batches: one shard per core, each on a one-thread session (runtime/inference.py), measured
         # faster than onnxruntime's own intra-op threads at batch 256 (README "Speed"); check_session has made

@@ -32,8 +32,6 @@ class SingleImageRunner:
     calling thread gets its own binding and buffers)."""
 
     def __init__(self, session, input_name: str, output_name: str, input_shape: tuple[int, ...], width: int) -> None:
-        import threading
-
         self._session, self._input, self._output = session, input_name, output_name
         self._shape, self._width = (1, *input_shape), width
         self._local = threading.local()

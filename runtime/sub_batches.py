@@ -14,13 +14,13 @@ last-level cache); the answer is cached with the variant-auto measurements.
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from .machine_cache import cpu_id, file_sha256, read_entry, write_entry
+from .timing import seconds, take_turns
 
 PER_SHARD = 128  # images per core in the batch timed (a 256-image batch on 2 cores); cutting at this size = whole
 CANDIDATES = (128, 64, 32, 16, 8)
@@ -45,22 +45,13 @@ def cut(run: Callable[[np.ndarray], Any], batch: np.ndarray, size: Optional[int]
 def time_sizes(run_at: RunAt, images: int, budget_s: float = BUDGET_S) -> dict[int, float]:
     """Median seconds per image of the timed batch (`images` in all) at each candidate size, the sizes taking
     turns; {} when one whole run is slower than HEAVY_CALL_S."""
-    start = time.perf_counter()
-    run_at(None)  # warm-up (first runs allocate); also tells a heavy model
-    run_at(None)
-    if time.perf_counter() - start > 2 * HEAVY_CALL_S:
+    # warm-up (first runs allocate); also tells a heavy model
+    if seconds(run_at, None) + seconds(run_at, None) > 2 * HEAVY_CALL_S:
         return {}
     for size in CANDIDATES:
         run_at(size)
-    times: dict[int, list[float]] = {size: [] for size in CANDIDATES}
-    deadline = time.perf_counter() + budget_s
-    rounds = 0
-    while rounds < 2 or (time.perf_counter() < deadline and rounds < 10):
-        for size in CANDIDATES:
-            t = time.perf_counter()
-            run_at(size)
-            times[size].append((time.perf_counter() - t) / images)
-        rounds += 1
+    times = take_turns({size: (lambda size=size: [seconds(run_at, size) / images]) for size in CANDIDATES},
+                       budget_s, min_rounds=2, max_rounds=10)
     return {size: statistics.median(t) for size, t in times.items()}
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -26,6 +25,7 @@ from .metadata import ModelInfo
 from .paths import resolve_model
 from .preprocess import to_batch
 from .session import create_session
+from .timing import seconds, take_turns
 
 CACHE_VERSION = 3  # 2: big batches measured through the per-core shards; 3: ...in cache-sized sub-batches
 SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx", "fp16": ".fp16.onnx"}
@@ -118,22 +118,12 @@ def measure(sessions: dict[str, Any], info: ModelInfo, budget_s: float = BUDGET_
     for v, s in sessions.items():  # warm-up: first runs allocate and pick kernels
         runs[v](big)
         s.run(None, {feeds[v]: one})
-    lat: dict[str, list[float]] = {v: [] for v in sessions}
-    per: dict[str, list[float]] = {v: [] for v in sessions}
-    clock = time.perf_counter
-    deadline = clock() + budget_s
-    rounds = 0
-    while rounds < 3 or (clock() < deadline and rounds < 50):
-        for v, s in sessions.items():
-            for _ in range(5):
-                t = clock()
-                s.run(None, {feeds[v]: one})
-                lat[v].append(clock() - t)
-            t = clock()
-            runs[v](big)
-            per[v].append((clock() - t) / THROUGHPUT_BATCH)
-        rounds += 1
-    return {v: {"latency_ms": statistics.median(lat[v]) * 1e3, "per_image_ms": statistics.median(per[v]) * 1e3}
+    turns = {}
+    for v, s in sessions.items():  # per candidate in turn: 5 batch-1 calls, then one batch of 64
+        turns[v, "latency_ms"] = lambda s=s, v=v: [seconds(s.run, None, {feeds[v]: one}) for _ in range(5)]
+        turns[v, "per_image_ms"] = lambda v=v: [seconds(runs[v], big) / THROUGHPUT_BATCH]
+    times = take_turns(turns, budget_s, min_rounds=3, max_rounds=50)
+    return {v: {metric: statistics.median(times[v, metric]) * 1e3 for metric in ("latency_ms", "per_image_ms")}
             for v in sessions}
 
 
