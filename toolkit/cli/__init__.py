@@ -18,9 +18,9 @@ ERROR, INTERRUPTED = 1, 130  # as in edgecls.runtime.exit_codes; literal so a Ct
 
 def _load_app():
     from . import bench, evaluate, export, infer, models, quantize, serve, train  # noqa: F401 - commands register on `app`
-    from .app import app as typer_app
+    from .root import app as typer_app
 
-    globals()["app"] = typer_app  # importing the submodule edgecls.cli.app set `app` to the module; the name means the Typer
+    globals()["app"] = typer_app  # later `from edgecls.cli import app` finds it without __getattr__
     return typer_app
 
 
@@ -33,7 +33,7 @@ def __getattr__(name: str) -> object:  # `from edgecls.cli import app` without i
 def _error(message: str) -> None:
     from rich.text import Text
 
-    from .app import err_console
+    from .root import err_console
 
     err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
 

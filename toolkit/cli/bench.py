@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..formatting import percent
-from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
+from .root import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console, err_console, print_table, say
+from .root import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console, err_console, print_table, say
 
 
 @app.command("eval")

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ..formatting import percent
-from .app import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
+from .root import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
 
 
 def _gates(max_diff: float, min_agreement: float, max_int8_drop: float, min_int8_agreement: Optional[float] = None):

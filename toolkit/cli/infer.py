@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from .app import ArtifactsOption, app, console, err_console, print_table
+from .root import ArtifactsOption, app, console, err_console, print_table
 from .interrupt import stop_on_interrupt
 
 MAX_TABLE_ROWS = 200

@@ -16,7 +16,7 @@ import typer
 from ..runtime import exit_codes
 from ..runtime.errors import EdgeclsError
 from ..runtime.outputs import MAX_LISTED, printable
-from .app import err_console
+from .root import err_console
 
 LOG_EVERY_S = 30.0  # progress lines when stderr is not a terminal (a RayJob's log)
 

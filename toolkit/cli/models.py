@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from .app import ArtifactsOption, JsonOption, OptPath, app, console, print_table
+from .root import ArtifactsOption, JsonOption, OptPath, app, console, print_table
 
 
 def zoo_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:

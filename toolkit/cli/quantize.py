@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .app import ArtifactsOption, JsonOption, OptPath, app, err_console, say
+from .root import ArtifactsOption, JsonOption, OptPath, app, err_console, say
 from .export import GateOptions, print_variants
 
 

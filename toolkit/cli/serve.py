@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .app import ArtifactsOption, app
+from .root import ArtifactsOption, app
 
 
 @app.command()

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .app import ArtifactsOption, DataDirOption, OptPath, app, err_console, say
+from .root import ArtifactsOption, DataDirOption, OptPath, app, err_console, say
 
 
 def _parse_size(text: str) -> tuple[int, int]:
