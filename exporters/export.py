@@ -22,7 +22,8 @@ import numpy as np
 from ..runtime.atomic import write_bytes_atomic, write_json_atomic
 from ..runtime.heads import DEFAULT_THRESHOLD, MULTILABEL, output_width, to_scores
 from ..runtime.inference import run_batches
-from ..runtime.metadata import ModelInfo
+from ..runtime.metadata import ModelInfo, read_info
+from ..runtime.variants import VARIANTS as RUNTIME_VARIANTS, variant_file
 from ..runtime.session import create_session
 from ..runtime.spec import InputSpec
 from ..runtime.unsure import UnsureRule, calibrate
@@ -36,25 +37,27 @@ from .validate import GateFailure, Gates, check_gates, compare, gate_failures
 
 @dataclass(frozen=True)
 class Variant:
-    """One kind of exported file: its name, file suffix and the gate it must pass (builders: `_BUILDERS`)."""
+    """One kind of exported file: its name and the gate it must pass (file names: the runtime's variant table;
+    builders: `_BUILDERS`)."""
 
     name: str
-    suffix: str
     gate: str
+
+    @property
+    def suffix(self) -> str:
+        return RUNTIME_VARIANTS[self.name].suffix
 
 
 VARIANT_TABLE: dict[str, Variant] = {
-    "fp32": Variant("fp32", ".onnx", "fp32"),
-    "int8": Variant("int8", ".int8.onnx", "int8"),
-    "fp16": Variant("fp16", ".fp16.onnx", "fp16"),
+    "fp32": Variant("fp32", "fp32"),
+    "int8": Variant("int8", "int8"),
+    "fp16": Variant("fp16", "fp16"),
 }
 VARIANTS = tuple(VARIANT_TABLE)
-SUFFIX = {v.name: v.suffix for v in VARIANT_TABLE.values()}  # kept for callers of the old map
 
 
 def variant_path(out_dir: Path, name: str, variant: str) -> Path:
-    slot = "int8" if variant.startswith("int8") else variant
-    return Path(out_dir) / f"{name}{VARIANT_TABLE[slot].suffix}"
+    return variant_file(out_dir, name, variant)
 
 
 def remove_stale_variants(out_dir: Path, name: str, written: list[str]) -> list[str]:
@@ -469,7 +472,7 @@ def _calibrate_unsure(job: ExportJob, fp32: bytes, onnx_spec: InputSpec, on_log,
 def revalidate(onnx_path: Path, model: Any, eval_data: EvalData, gates: Gates = Gates()) -> dict[str, Any]:
     """Re-run validation of an exported file against its Keras model (read-only)."""
     session = create_session(onnx_path, "cpu")
-    info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+    info = read_info(onnx_path)
     reference = keras_probabilities(model, eval_data.x, info.output)
     probs = to_scores(run_batches(session, eval_data.x, info.input_spec), info.output)
     result = compare(reference, probs, eval_data.y)

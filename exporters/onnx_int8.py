@@ -16,16 +16,12 @@ import numpy as np
 
 from ..runtime.atomic import write_bytes_atomic
 from ..runtime.inference import run_batches
-from ..runtime.metadata import ModelInfo
+from ..runtime.metadata import read_info
 from ..runtime.session import create_session
 from .errors import ExportError, GateError
 from .export import Candidate, Converted, EvalData, ExportJob, _build_int8, _embed, check_file, validate_variants
 from .quantize import QuantOptions
 from .validate import Gates
-
-
-def read_info(path: Path) -> ModelInfo:
-    return ModelInfo.from_metadata(create_session(path, "cpu").get_modelmeta().custom_metadata_map, str(path))
 
 
 def quantize_onnx(src: Path, out: Path, calib_pixels: np.ndarray, eval_data: EvalData, quant: QuantOptions,

@@ -16,17 +16,12 @@ from .heads import BINARY, DEFAULT_THRESHOLD, MULTILABEL, output_width, to_score
 from .inference import ShardedRunner, SingleImageRunner, cpu_threads
 from .metadata import ModelInfo
 from .model_check import check_session
-from .paths import resolve_model
+from .store import find_onnx, looks_like_path
 from .preprocess import ImageSource, layout_view, load_pixels, prepare_with_stats, to_batch, working_pixels
 from .session import create_session, session_provider
 from .transforms import Pipeline
 from .unsure import UnsureRule
 from .variant_choice import VariantChoice, cached_int8_note, choose_variant
-
-
-def _is_path(model: Union[str, os.PathLike]) -> bool:
-    """A file path (anything ending in .onnx, or an existing file) rather than a model name."""
-    return Path(model).suffix == ".onnx" or Path(model).is_file()
 
 
 @dataclass(slots=True)
@@ -64,17 +59,21 @@ class Classifier:
         variant: str = "auto",
         device: str = "auto",
         threads: Optional[int] = None,
-        artifacts: Optional[Union[str, os.PathLike]] = None,
+        workspace: Optional[Union[str, os.PathLike]] = None,
         spin: bool = True,
+        artifacts: Optional[Union[str, os.PathLike]] = None,
     ) -> None:
+        if artifacts is not None:  # the older name of `workspace`
+            warnings.warn("Classifier(artifacts=...) is now Classifier(workspace=...)", DeprecationWarning, stacklevel=2)
+            workspace = workspace or artifacts
         # auto (the default): for a model name, the fastest variant that passed its gate here, measured once per
         # machine and cached (runtime/variant_choice.py); a path is loaded as given.
         self.variant_choice: Optional[VariantChoice] = None
-        if variant == "auto" and not _is_path(model):
-            self.variant_choice = choose_variant(str(model), device, threads, artifacts, spin)
+        if variant == "auto" and not (looks_like_path(model) or Path(model).is_file()):
+            self.variant_choice = choose_variant(str(model), device, threads, workspace, spin)
             self.path: Path = self.variant_choice.path
         else:
-            self.path = resolve_model(model, "fp32" if variant == "auto" else variant, artifacts)
+            self.path = find_onnx(model, "fp32" if variant == "auto" else variant, workspace)
         self._session = create_session(self.path, device, threads, spin)
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
         self.output = self.info.output  # what the graph's output means (runtime/heads.py)

@@ -14,3 +14,7 @@ class ImageError(EdgeclsError):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+
+
+class ModelNotFoundError(EdgeclsError):
+    """No model of that name, folder or file: the message says where edgecls looked and what is close."""

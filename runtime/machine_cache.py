@@ -15,17 +15,12 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from . import environment
 from .atomic import write_json_atomic
 
-CACHE_ENV = "EDGECLS_CACHE_DIR"
-
-
 def cache_dir() -> Path:
-    """$EDGECLS_CACHE_DIR, else $XDG_CACHE_HOME/edgecls/variant-choice, else ~/.cache/edgecls/variant-choice."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgecls" / "variant-choice"
+    """The `tuning` folder of edgecls's cache (runtime/environment.py)."""
+    return environment.cache_dir("tuning")
 
 
 def cpu_id() -> str:

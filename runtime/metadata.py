@@ -7,8 +7,9 @@ write these keys and the runtime reads them; both import them from here.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 from .errors import EdgeclsError
 from .heads import check_kind
@@ -103,3 +104,22 @@ class ModelInfo:
             preprocess=get("preprocess", (), as_json=True),
             unsure=get("unsure", {}, as_json=True),
         )
+
+
+def read_info(path: Union[str, os.PathLike]) -> ModelInfo:
+    """What the edgecls model at `path` says about itself, read straight from the file's metadata (no
+    inference session is built); a one-line EdgeclsError naming the file when it cannot be."""
+    from .files import open_regular_file
+    from .onnx_props import NotOnnx, parse_metadata_file
+
+    name = str(path)
+    try:
+        with open_regular_file(path) as fh:
+            meta = parse_metadata_file(fh)
+    except FileNotFoundError:
+        raise EdgeclsError(f"{name}: no such model file") from None
+    except NotOnnx as exc:
+        raise EdgeclsError(f"{name}: not an ONNX model ({exc})") from None
+    except OSError as exc:
+        raise EdgeclsError(f"{name}: unreadable ({exc.strerror or exc})") from None
+    return ModelInfo.from_metadata(meta, name)

@@ -22,13 +22,13 @@ from .errors import EdgeclsError
 from .inference import ShardedRunner
 from .machine_cache import cpu_id, entry_path, file_sha256, read_entry, write_entry
 from .metadata import ModelInfo
-from .paths import resolve_model
+from .store import ModelFolder, find_onnx
 from .preprocess import to_batch
 from .session import create_session
 from .timing import seconds, take_turns
+from .variants import split_name
 
 CACHE_VERSION = 3  # 2: big batches measured through the per-core shards; 3: ...in cache-sized sub-batches
-SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx", "fp16": ".fp16.onnx"}
 BUDGET_S = 0.6  # whole micro-benchmark, all candidates together
 THROUGHPUT_BATCH = 64
 
@@ -66,11 +66,10 @@ class VariantChoice:
         return text
 
 
-def candidate_files(model: str, artifacts: Optional[Union[str, os.PathLike]] = None) -> dict[str, Path]:
-    """The variant files of model name `model` (fp32 first), all from the folder `resolve_model` finds its fp32
-    file in (the workspace, else the shipped zoo; variants are never mixed); its error when there is none."""
-    folder = resolve_model(model, "fp32", artifacts).parent
-    return {v: folder / f"{model}{s}" for v, s in SUFFIXES.items() if (folder / f"{model}{s}").is_file()}
+def candidate_files(model: str, workspace: Optional[Union[str, os.PathLike]] = None) -> dict[str, Path]:
+    """The variant files of model name `model` (fp32 first), all from the folder its fp32 file is found in (the
+    workspace, else the shipped zoo; variants are never mixed); the store's error when there is none."""
+    return ModelFolder(model, find_onnx(model, "fp32", workspace).parent).variants()
 
 
 def cache_key(files: dict[str, Path], device: str, threads: Optional[int], spin: bool = True) -> dict[str, Any]:
@@ -141,10 +140,10 @@ def fastest(measured: dict[str, dict[str, float]]) -> str:
 
 
 def choose_variant(model: str, device: str = "auto", threads: Optional[int] = None,
-                   artifacts: Optional[Union[str, os.PathLike]] = None, spin: bool = True,
+                   workspace: Optional[Union[str, os.PathLike]] = None, spin: bool = True,
                    budget_s: float = BUDGET_S, use_cache: bool = True) -> VariantChoice:
     """The fastest variant of model name `model` that passed its export gate, on this machine."""
-    files = candidate_files(model, artifacts)
+    files = candidate_files(model, workspace)
     skipped: dict[str, str] = {}
     provider = _expected_provider(device)
     if provider == "CPUExecutionProvider" and "fp16" in files:
@@ -192,11 +191,11 @@ def _expected_provider(device: str) -> str:
 def cached_int8_note(model_path: Path, threads: Optional[int], spin: bool = True) -> Optional[str]:
     """For a model loaded as int8 by name or path: a warning line when this machine's cached measurement says
     int8 is not faster than fp32 (never measures; None when nothing is cached)."""
-    name = model_path.name.removesuffix(".int8.onnx")
-    if name == model_path.name:
+    parsed = split_name(model_path.name)
+    if parsed is None or parsed[1] != "int8":
         return None
-    files = {v: model_path.parent / f"{name}{s}" for v, s in SUFFIXES.items()
-             if v != "fp16" and (model_path.parent / f"{name}{s}").is_file()}
+    name = parsed[0]
+    files = {v: p for v, p in ModelFolder(name, model_path.parent).variants().items() if v != "fp16"}
     if set(files) != {"fp32", "int8"}:
         return None
     for provider in ("CPUExecutionProvider", "CUDAExecutionProvider"):

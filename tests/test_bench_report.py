@@ -63,7 +63,7 @@ def test_report_page_is_valid_and_self_contained(tmp_path, data_dir):
 
     shutil.copytree(REPO / "artifacts" / "mnist", tmp_path / "mnist",
                     ignore=shutil.ignore_patterns("figures", "report.html", ".train"))
-    path = build_report("mnist", artifacts=tmp_path, data_dir=data_dir)
+    path = build_report("mnist", workspace=tmp_path, data_dir=data_dir)
     text = path.read_text()
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     parser = _Collector()
@@ -126,7 +126,7 @@ def test_bench_command_saves_its_tables_beside_the_model(tmp_path, data_dir, art
     work.mkdir()
     for name in ("model.keras", "metrics.json", "mnist.onnx", "mnist.int8.onnx"):
         shutil.copy(artifacts_root / "mnist" / name, work / name)
-    proc = subprocess.run([sys.executable, "-m", "edgecls", "bench", "mnist", "--artifacts", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "edgecls", "bench", "mnist", "--workspace", str(tmp_path),
                            "--data-dir", str(data_dir), "--device", "cpu", "--limit", "200", "--batch-sizes", "1,8",
                            "--repeats", "1", "--json"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -62,7 +62,7 @@ def test_eval_reproduces_recorded_accuracy(data_dir, artifacts_root):
 
 
 def test_errors_are_one_line_not_tracebacks(tmp_path):
-    proc = _run("eval", "no-such-model", "--artifacts", str(tmp_path))
+    proc = _run("eval", "no-such-model", "--workspace", str(tmp_path))
     assert proc.returncode == 1
     assert "no trained model at" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr  # errors: stderr
     proc = _run("train", "mnist", "--data-dir", str(tmp_path), env_extra={"EDGECLS_OFFLINE": "1"})
@@ -82,12 +82,12 @@ def test_train_and_eval_own_folder(tmp_path, mnist):
     (data / "class_0" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
     arts = tmp_path / "artifacts"
     result = runner.invoke(app, ["train", "digits", "--data", str(data), "--arch", "mnist", "--epochs", "2",
-                                 "--artifacts", str(arts)])
+                                 "--workspace", str(arts)])
     assert result.exit_code == 2, result.output  # trained, but one image was skipped
     assert "corrupt.jpg" in result.output  # reported, skipped, run went on
     card = json.loads((arts / "digits" / "metrics.json").read_text())
     assert card["classes"] == ["class_0", "class_1", "class_2"] and card["role"] == "custom"
-    result = runner.invoke(app, ["eval", "digits", "--data", str(data), "--artifacts", str(arts), "--json"])
+    result = runner.invoke(app, ["eval", "digits", "--data", str(data), "--workspace", str(arts), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["num_samples"] == 180
 

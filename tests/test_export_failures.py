@@ -241,7 +241,7 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path, model, pixels, labe
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, model, pixels, labels):
     """model.keras, its validated fp32 export and a labelled image folder, as a user has them."""
-    from edgecls.artifacts import save_keras_atomic, sha256_file
+    from edgecls.keras_files import save_keras_atomic, sha256_file
 
     root = tmp_path_factory.mktemp("validate")
     save_keras_atomic(model, root / "tiny.keras")
@@ -287,7 +287,7 @@ def test_validate_fails_on_a_tampered_model(exported, tmp_path, monkeypatch, cap
 
 
 def test_validate_refuses_a_different_keras_source(exported, tmp_path, monkeypatch, capsys):
-    from edgecls.artifacts import save_keras_atomic
+    from edgecls.keras_files import save_keras_atomic
 
     save_keras_atomic(tiny_model(seed=1), tmp_path / "other.keras")
     code, output = run_cli(monkeypatch, capsys, "validate", str(exported / "tiny.onnx"), "--keras",

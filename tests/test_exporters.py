@@ -197,7 +197,7 @@ def test_bad_inputs_give_clear_errors(tmp_path, user_model):
     from edgecls.exporting import prepare_job
     from edgecls.runtime.errors import EdgeclsError
 
-    with pytest.raises(EdgeclsError, match="no such file"):
+    with pytest.raises(EdgeclsError, match="missing.keras: no such model file"):
         prepare_job(str(tmp_path / "missing.keras"), variants=("fp32",))
     (tmp_path / "fake.keras").write_text("this is not a model")
     with pytest.raises(EdgeclsError, match="fake.keras: cannot load as a Keras model"):

@@ -443,7 +443,7 @@ def test_13_bench_exits_nonzero_when_every_row_fails(tmp_path, data_dir):
     shutil.copy(REPO / "artifacts" / "mnist" / "metrics.json", art / "metrics.json")
     (art / "model.keras").write_bytes(b"not a keras model")
     (art / "mnist.onnx").write_bytes(b"not an onnx model")
-    proc = edgecls("bench", "mnist", "--artifacts", str(tmp_path / "artifacts"), "--data-dir", str(data_dir),
+    proc = edgecls("bench", "mnist", "--workspace", str(tmp_path / "artifacts"), "--data-dir", str(data_dir),
                    "--device", "cpu", "--limit", "32", "--batch-sizes", "1", "--repeats", "1", timeout=600)
     assert proc.returncode == 1, text(proc.stderr)
     assert b"none of the" in proc.stderr and not list(art.glob("bench-*"))

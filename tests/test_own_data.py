@@ -48,8 +48,8 @@ def tree_digest(root: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_own_folder_end_to_end_without_flags(tmp_path, monkeypatch, data_dir):
     shipped_before = tree_digest(REPO / "artifacts")
-    monkeypatch.chdir(tmp_path)  # a user's project folder: the workspace is ./artifacts
-    monkeypatch.delenv("EDGECLS_ARTIFACTS", raising=False)
+    monkeypatch.chdir(tmp_path)  # a user's project folder: the workspace is ./workspace
+    monkeypatch.delenv("EDGECLS_WORKSPACE", raising=False)
     monkeypatch.setenv("EDGECLS_DATA", str(data_dir))
     make_shapes(tmp_path / "shapes")
     runner = CliRunner()
@@ -60,7 +60,7 @@ def test_own_folder_end_to_end_without_flags(tmp_path, monkeypatch, data_dir):
         return result
 
     edgecls("train", "shapes", "--data", "shapes", "--arch", "mnist", "--epochs", "3")
-    work = tmp_path / "artifacts" / "shapes"
+    work = tmp_path / "workspace" / "shapes"
     card = json.loads((work / "metrics.json").read_text())
     data = card["data"]
     assert data["kind"] == "folder" and data["path"] == str((tmp_path / "shapes").resolve())
@@ -102,6 +102,6 @@ def test_own_folder_end_to_end_without_flags(tmp_path, monkeypatch, data_dir):
     # a shipped model's export and bench go to the workspace too, never into the package (report: same resolver)
     edgecls("export", "mnist", "--eval-limit", "500")
     edgecls("bench", "mnist", "--limit", "200", "--batch-sizes", "1", "--repeats", "1")
-    mine = tmp_path / "artifacts" / "mnist"
+    mine = tmp_path / "workspace" / "mnist"
     assert {"mnist.onnx", "mnist.export.json", "bench-cpu.md"} <= {p.name for p in mine.iterdir()}
     assert tree_digest(REPO / "artifacts") == shipped_before

@@ -83,7 +83,7 @@ def test_exported_models_row_matches_report_metadata_and_file(row):
 
 
 def test_exports_markdown_command_reproduces_readme_table():
-    result = runner.invoke(app, ["exports", "--markdown", "--artifacts", str(ARTIFACTS)])
+    result = runner.invoke(app, ["exports", "--markdown", "--workspace", str(ARTIFACTS)])
     assert result.exit_code == 0, result.output
     generated = [line for line in result.output.splitlines() if line.startswith("| `")]
     section = README.split("### Exported models", 1)[1].split("\n- ", 1)[0]
@@ -130,7 +130,7 @@ def test_model_zoo_table_matches_the_model_cards():
 
 
 def test_models_markdown_command_reproduces_readme_table():
-    result = runner.invoke(app, ["models", "--markdown", "--artifacts", str(ARTIFACTS)])
+    result = runner.invoke(app, ["models", "--markdown", "--workspace", str(ARTIFACTS)])
     assert result.exit_code == 0, result.output
     generated = [line for line in result.output.splitlines() if line.startswith("| `")]
     readme_rows = [line for line in README.split("## Model zoo", 1)[1].split("Goals from", 1)[0].splitlines()

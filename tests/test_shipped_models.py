@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgecls.artifacts import ModelArtifacts, sha256_file
+from edgecls.keras_files import sha256_file
+from edgecls.runtime.store import ModelFolder
 from edgecls.zoo import MODELS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,15 +23,16 @@ def test_default_model_is_shipped():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_reproduces_its_recorded_accuracy(name, data_dir, artifacts_root):
-    from edgecls.evaluation import evaluate_artifact
+    from edgecls.card import read_card
+    from edgecls.evaluation import evaluate_model
 
-    art = ModelArtifacts(artifacts_root / name)
-    card = art.read_card()
-    assert art.keras_path.stat().st_size <= MAX_BYTES
-    assert sha256_file(art.keras_path) == card["sha256"]
-    result = evaluate_artifact(art, data_dir)
-    assert result["num_samples"] == card["test"]["num_samples"]
-    assert result["accuracy"] == pytest.approx(card["test"]["accuracy"], abs=5e-4)
+    folder = ModelFolder(name, artifacts_root / name)
+    card = read_card(folder.card_path)
+    assert folder.keras_path.stat().st_size <= MAX_BYTES
+    assert sha256_file(folder.keras_path) == card.sha256
+    result = evaluate_model(folder, data_dir)
+    assert result["num_samples"] == card.test.num_samples
+    assert result["accuracy"] == pytest.approx(card.test.accuracy, abs=5e-4)
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n in MODELS and MODELS[n].role == "edge"])

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from edgecls.artifacts import ModelArtifacts, load_keras_model
+from edgecls.keras_files import load_keras_model
+from edgecls.runtime.store import ModelFolder
 from edgecls.zoo import get_model_spec
 
 
@@ -15,7 +16,7 @@ from edgecls.zoo import get_model_spec
 def trained(tmp_path_factory, mnist):
     from edgecls.training.trainer import train_model
 
-    art = ModelArtifacts(tmp_path_factory.mktemp("art") / "mnist")
+    art = ModelFolder("mnist", tmp_path_factory.mktemp("art") / "mnist")
     result = train_model(get_model_spec("mnist"), mnist, art, epochs=2, train_limit=4000, verbose=0,
                          on_log=lambda m: None)
     return result
@@ -24,16 +25,16 @@ def trained(tmp_path_factory, mnist):
 def test_loss_falls_and_accuracy_is_real(trained):
     loss = trained.history["loss"]
     assert len(loss) == 2 and loss[1] < loss[0]
-    assert trained.card["test"]["num_samples"] == 10000
-    assert trained.card["test"]["accuracy"] > 0.85  # 4k images, 2 epochs: far above chance (0.10)
+    assert trained.card.test.num_samples == 10000
+    assert trained.card.test.accuracy > 0.85  # 4k images, 2 epochs: far above chance (0.10)
 
 
 def test_artifacts_written_and_reload_exactly(trained, mnist):
     from edgecls.exporters.reference import keras_probabilities
 
-    art = trained.artifacts
-    assert art.exists() and art.history_path.is_file()
-    card = json.loads(art.metrics_path.read_text())
+    art = trained.folder
+    assert art.trained() and art.history_path.is_file()
+    card = json.loads(art.card_path.read_text())
     assert card["classes"] == list("0123456789") and card["input_spec"]["channels"] == 1
     assert card["params"] == 29402 and card["training"]["epochs_run"] == 2
     model = load_keras_model(art.keras_path)
@@ -45,7 +46,7 @@ def test_artifacts_written_and_reload_exactly(trained, mnist):
 def test_training_is_seeded(trained, mnist, tmp_path):
     from edgecls.training.trainer import train_model
 
-    again = train_model(get_model_spec("mnist"), mnist, ModelArtifacts(tmp_path / "mnist"), epochs=2,
+    again = train_model(get_model_spec("mnist"), mnist, ModelFolder("mnist", tmp_path / "mnist"), epochs=2,
                         train_limit=4000, verbose=0, on_log=lambda m: None)
     assert again.history["loss"] == pytest.approx(trained.history["loss"], rel=1e-5)
 
@@ -59,18 +60,18 @@ def test_interrupted_run_resumes_from_last_epoch(tmp_path, mnist):
         def on_epoch_end(self, epoch, logs=None):
             raise KeyboardInterrupt
 
-    art = ModelArtifacts(tmp_path / "mnist")
+    art = ModelFolder("mnist", tmp_path / "mnist")
     spec = get_model_spec("mnist")
     with pytest.raises(KeyboardInterrupt):
         train_model(spec, mnist, art, epochs=2, train_limit=2000, verbose=0, on_log=lambda m: None,
                     extra_callbacks=[StopAfterFirstEpoch()])
     assert not art.keras_path.exists()  # nothing shipped from an unfinished run
-    assert (art.work_dir / "backup").is_dir()
+    assert (art.train_dir / "backup").is_dir()
     logs: list[str] = []
     result = train_model(spec, mnist, art, epochs=2, train_limit=2000, verbose=0, on_log=logs.append)
     assert any("resuming" in m for m in logs)
-    assert result.card["training"]["epochs_run"] == 2  # epoch 1 from the first run, epoch 2 from this one
-    assert art.exists()
+    assert result.card.training["epochs_run"] == 2  # epoch 1 from the first run, epoch 2 from this one
+    assert art.trained()
 
 
 def test_unsafe_keras_file_refused(tmp_path):
@@ -149,10 +150,10 @@ def test_mixed_precision_trains_and_ships_float32(tmp_path, mnist):
     base = get_model_spec("mnist")
     spec = dataclasses.replace(base, train=dataclasses.replace(base.train, mixed_precision=True))
     policy = precision_policy(spec.train)
-    result = train_model(spec, mnist, ModelArtifacts(tmp_path / "mnist"), epochs=2, train_limit=4000, verbose=0,
+    result = train_model(spec, mnist, ModelFolder("mnist", tmp_path / "mnist"), epochs=2, train_limit=4000, verbose=0,
                          on_log=lambda m: None)
-    assert result.card["training"]["precision"] == policy
-    assert np.isfinite(result.history["loss"]).all() and result.card["test"]["accuracy"] > 0.85  # as float32
+    assert result.card.training["precision"] == policy
+    assert np.isfinite(result.history["loss"]).all() and result.card.test.accuracy > 0.85  # as float32
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for whatever runs next
-    shipped = load_keras_model(result.artifacts.keras_path)
+    shipped = load_keras_model(result.folder.keras_path)
     assert {layer.dtype_policy.name for layer in shipped.layers} == {"float32"}

@@ -13,7 +13,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgecls.artifacts import ModelArtifacts, load_keras_model  # noqa: E402
+from edgecls.keras_files import load_keras_model  # noqa: E402
+from edgecls.runtime.store import ModelFolder  # noqa: E402
 from edgecls.data.types import Dataset, Split  # noqa: E402
 from edgecls.runtime import atomic  # noqa: E402
 from edgecls.runtime.spec import InputSpec  # noqa: E402
@@ -88,20 +89,20 @@ def test_the_best_epoch_is_restored_and_shipped(tmp_path, data):
 
     record = _callback(on_epoch_begin=sabotage,
                        on_epoch_end=lambda model, epoch: weights_after.__setitem__(epoch, model.get_weights()))
-    result, _ = _train(data, ModelArtifacts(tmp_path / "tiny"), extra_callbacks=[record])
+    result, _ = _train(data, ModelFolder("tiny", tmp_path / "tiny"), extra_callbacks=[record])
     val = result.history["val_accuracy"]
     best = int(np.argmax(val))
     assert len(val) == 3 and val[2] == pytest.approx(1 / 3) and best < 2  # the zeroed model guesses one class
-    assert result.card["training"]["best_epoch"] == best + 1
-    assert result.card["validation"]["accuracy"] == pytest.approx(val[best])
-    shipped = load_keras_model(result.artifacts.keras_path)
+    assert result.card.training["best_epoch"] == best + 1
+    assert result.card.validation["accuracy"] == pytest.approx(val[best])
+    shipped = load_keras_model(result.folder.keras_path)
     assert _same(shipped.get_weights(), weights_after[best])
     assert not _same(shipped.get_weights(), weights_after[2])
     from edgecls.exporters.reference import keras_probabilities
 
     test_acc = float((keras_probabilities(shipped, data.test.x).argmax(1) == data.test.y).mean())
-    assert result.card["test"]["accuracy"] == pytest.approx(test_acc) and test_acc > 0.9
-    assert not (result.artifacts.work_dir / "best.weights.h5").exists()
+    assert result.card.test.accuracy == pytest.approx(test_acc) and test_acc > 0.9
+    assert not (result.folder.train_dir / "best.weights.h5").exists()
 
 
 def _interrupted_after_first_epoch(data, art) -> list:
@@ -114,15 +115,15 @@ def _interrupted_after_first_epoch(data, art) -> list:
 
     with pytest.raises(KeyboardInterrupt):
         _train(data, art, epochs=2, extra_callbacks=[_callback(on_epoch_end=stop)])
-    assert not art.keras_path.exists() and (art.work_dir / "backup").is_dir()
+    assert not art.keras_path.exists() and (art.train_dir / "backup").is_dir()
     return saved[0]
 
 
 def test_resume_continues_from_the_last_finished_epoch(tmp_path, data):
-    art = ModelArtifacts(tmp_path / "tiny")
+    art = ModelFolder("tiny", tmp_path / "tiny")
     after_first = _interrupted_after_first_epoch(data, art)
-    first_row = (art.work_dir / "history.csv").read_text().splitlines()[1]
-    first_wall = json.loads((art.work_dir / "clock.json").read_text())["wall_seconds"]
+    first_row = (art.train_dir / "history.csv").read_text().splitlines()[1]
+    first_wall = json.loads((art.train_dir / "clock.json").read_text())["wall_seconds"]
     started: dict[int, list] = {}
     clock = time.perf_counter()
     result, logs = _train(data, art, epochs=2, extra_callbacks=[
@@ -131,19 +132,19 @@ def test_resume_continues_from_the_last_finished_epoch(tmp_path, data):
     assert any(m.startswith("resuming tiny") for m in logs)
     assert list(started) == [1]  # only the missing epoch ran
     assert _same(started[1], after_first)  # ... starting from the weights epoch 1 ended with
-    assert result.history["epoch"] == [0.0, 1.0] and result.card["training"]["epochs_run"] == 2
-    assert (art.work_dir / "history.csv").read_text().splitlines()[1] == first_row  # epoch 1's record kept
+    assert result.history["epoch"] == [0.0, 1.0] and result.card.training["epochs_run"] == 2
+    assert (art.train_dir / "history.csv").read_text().splitlines()[1] == first_row  # epoch 1's record kept
     assert json.loads(art.history_path.read_text())["epoch"] == [0.0, 1.0]
     # the card's wall clock counts both processes: the interrupted one up to its finished epoch, and this one
-    training = result.card["training"]
+    training = result.card.training
     assert training["resumed"] and first_wall >= result.history["epoch_seconds"][0]
     assert first_wall + result.history["epoch_seconds"][1] <= training["wall_seconds"] <= first_wall + second_wall + 0.1
 
 
 def test_fresh_starts_over(tmp_path, data):
-    art = ModelArtifacts(tmp_path / "tiny")
+    art = ModelFolder("tiny", tmp_path / "tiny")
     clean_start = {}
-    _train(data, ModelArtifacts(tmp_path / "clean"), epochs=1,
+    _train(data, ModelFolder("clean", tmp_path / "clean"), epochs=1,
            extra_callbacks=[_callback(on_epoch_begin=lambda m, e: clean_start.setdefault(e, m.get_weights()))])
     _interrupted_after_first_epoch(data, art)
     started: dict[int, list] = {}
@@ -151,13 +152,13 @@ def test_fresh_starts_over(tmp_path, data):
         _callback(on_epoch_begin=lambda model, epoch: started.__setitem__(epoch, model.get_weights()))])
     assert not any("resuming" in m for m in logs)
     assert list(started) == [0, 1]  # every epoch ran again
-    assert not result.card["training"]["resumed"]
+    assert not result.card.training["resumed"]
     assert _same(started[0], clean_start[0])  # from the seeded initial weights, not the interrupted run's
     assert result.history["epoch"] == [0.0, 1.0]  # no stale rows from the interrupted run
 
 
 def test_a_finished_run_is_not_resumed(tmp_path, data):
-    art = ModelArtifacts(tmp_path / "tiny")
+    art = ModelFolder("tiny", tmp_path / "tiny")
     first, _ = _train(data, art, epochs=1)
     again, logs = _train(data, art, epochs=1)
     assert not any("resuming" in m for m in logs)
@@ -168,7 +169,7 @@ def test_a_finished_run_is_not_resumed(tmp_path, data):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, data) -> Path:
     """A completed run's artifacts, to be overwritten by a second run whose writes fail."""
-    art = ModelArtifacts(tmp_path_factory.mktemp("done") / "tiny")
+    art = ModelFolder("tiny", tmp_path_factory.mktemp("done") / "tiny")
     _train(data, art, epochs=1)
     return art.directory
 
@@ -189,7 +190,7 @@ def test_interrupted_artifact_write_keeps_the_previous_file(tmp_path, data, fini
 
     monkeypatch.setattr(atomic.os, "replace", replace)  # the os module: covers Keras's save path too
     with pytest.raises(OSError, match="No space left"):
-        _train(data, ModelArtifacts(directory), epochs=2)
+        _train(data, ModelFolder(directory.name, directory), epochs=2)
     monkeypatch.undo()
     assert (directory / victim).read_bytes() == before[victim]
     order = ["model.keras", "history.json", "metrics.json"]

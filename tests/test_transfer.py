@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecls.artifacts import ModelArtifacts, load_keras_model
+from edgecls.keras_files import load_keras_model
+from edgecls.runtime.store import ModelFolder
 
 CLASSES = ("airplane", "automobile", "bird")
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +62,7 @@ def _train(folder: Path, out: Path, snapshots: dict | None = None, **recipe_chan
         if snapshots is not None:
             snapshots[phase] = [w.copy() for w in model.get_weights()]
 
-    result = train_transfer("three", backbone, dataset, ModelArtifacts(out / "three"), recipe, verbose=0,
+    result = train_transfer("three", backbone, dataset, ModelFolder("three", out / "three"), recipe, verbose=0,
                             on_log=lambda m: None, on_phase_end=snapshot)
     return result, backbone
 
@@ -85,7 +86,7 @@ def test_frozen_phase_keeps_the_zoo_features_and_trains_a_new_head(trained):
 
     result, backbone, snapshots = trained
     zoo = load_keras_model(backbone.keras_path)
-    shipped = load_keras_model(result.artifacts.keras_path)
+    shipped = load_keras_model(result.folder.keras_path)
     n_features = len(_feature_weights(zoo))
     after_frozen = snapshots["frozen"]
     # get_weights order: every feature layer's weights, then the head's kernel and bias
@@ -106,12 +107,12 @@ def test_frozen_phase_keeps_the_zoo_features_and_trains_a_new_head(trained):
 
 def test_card_records_backbone_recipe_and_time(trained):
     result, backbone, _ = trained
-    card = json.loads(result.artifacts.metrics_path.read_text())
+    card = json.loads(result.folder.card_path.read_text())
     assert card["classes"] == list(CLASSES) and card["role"] == "custom"
     assert card["transfer"]["backbone"] == "cifar10" and card["transfer"]["layers_loaded"] == 16
-    assert card["transfer"]["backbone_sha256"] == backbone.card["sha256"]
+    assert card["transfer"]["backbone_sha256"] == backbone.card.sha256
     assert card["preprocess"] == backbone.pipeline().to_list() == [{"op": "resize", "mode": "center_crop", "fill": 0.0}]
-    assert card["input_spec"] == backbone.card["input_spec"]
+    assert card["input_spec"] == backbone.card.input_spec.to_dict()
     recipe = card["training"]["recipe"]
     assert recipe["kind"] == "transfer" and recipe["finetune_lr"] == pytest.approx(recipe["head_lr"] / 10)
     assert card["transfer"]["frozen_epochs_run"] == 2 and card["transfer"]["finetune_epochs_run"] == 2
@@ -124,7 +125,7 @@ def test_transfer_training_is_seeded(trained, folder, tmp_path):
     again, _ = _train(folder, tmp_path)
     first = trained[0].history
     assert again.history["val_loss"] == pytest.approx(first["val_loss"], rel=1e-5)
-    assert again.card["test"]["accuracy"] == trained[0].card["test"]["accuracy"]
+    assert again.card.test.accuracy == trained[0].card.test.accuracy
 
 
 def test_recipe_scales_with_the_data_set():
@@ -176,39 +177,40 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 def test_bad_from_is_one_clear_line(folder, tmp_path, monkeypatch, capsys):
     code, out, err = run_cli(monkeypatch, capsys, "train", "x", "--data", str(folder), "--from", "resnet50",
-                             "--artifacts", str(tmp_path))
+                             "--workspace", str(tmp_path))
     assert code == 1 and "--from 'resnet50': not a zoo model; backbones: cifar10, emotion, mnist, fashion" in err
     assert "Traceback" not in out + err and not (tmp_path / "x").exists()
     code, out, err = run_cli(monkeypatch, capsys, "train", "x", "--data", str(folder), "--from", "cifar10",
-                             "--scratch", "--artifacts", str(tmp_path))
+                             "--scratch", "--workspace", str(tmp_path))
     assert code == 1 and "give one or the other" in err
-    monkeypatch.setattr("edgecls.training.backbones.SHIPPED_ARTIFACTS", tmp_path / "none")  # no zoo models anywhere
-    monkeypatch.setenv("EDGECLS_ARTIFACTS", str(tmp_path / "empty"))
+    monkeypatch.setattr("edgecls.runtime.store.zoo_dir", lambda: None)  # no zoo models anywhere
+    monkeypatch.setenv("EDGECLS_WORKSPACE", str(tmp_path / "empty"))
     code, out, err = run_cli(monkeypatch, capsys, "train", "x", "--data", str(folder), "--from", "emotion")
     assert code == 1 and "--from 'emotion': no trained model" in err and "--scratch" in err
 
 
 def test_backbones_come_from_the_shipped_models_when_the_workspace_has_none(tmp_path, monkeypatch):
-    from edgecls.training.backbones import SHIPPED_ARTIFACTS, find_backbone
+    from edgecls.runtime.store import zoo_dir
+    from edgecls.training.backbones import find_backbone
 
-    monkeypatch.setenv("EDGECLS_ARTIFACTS", str(tmp_path / "workspace"))  # a user's own models folder
+    monkeypatch.setenv("EDGECLS_WORKSPACE", str(tmp_path / "workspace"))  # a user's own models folder
     keras_path, card = find_backbone("cifar10", tmp_path / "workspace")
-    assert keras_path == SHIPPED_ARTIFACTS / "cifar10" / "model.keras" and card["name"] == "cifar10"
+    assert keras_path == zoo_dir() / "cifar10" / "model.keras" and card.name == "cifar10"
 
 
 def test_transferred_model_exports_and_validates(trained, folder, monkeypatch, capsys):
     result, _, _ = trained
-    root = str(result.artifacts.directory.parent)
-    code, out, err = run_cli(monkeypatch, capsys, "export", "three", "--artifacts", root,
+    root = str(result.folder.directory.parent)
+    code, out, err = run_cli(monkeypatch, capsys, "export", "three", "--workspace", root,
                              "--calib-data", str(folder / "train"), "--eval-data", str(folder / "test"))
     assert code == 0, out + err
-    report = json.loads((result.artifacts.directory / "three.export.json").read_text())
+    report = json.loads((result.folder.directory / "three.export.json").read_text())
     fp32 = {v["variant"]: v for v in report["variants"]}["fp32"]
     assert fp32["passed"] and fp32["validation"]["samples"] == 90
-    assert fp32["validation"]["keras_accuracy"] == pytest.approx(result.card["test"]["accuracy"])
-    assert report["preprocess"] == result.card["preprocess"]
-    code, out, err = run_cli(monkeypatch, capsys, "validate", str(result.artifacts.directory / "three.onnx"),
-                             "--keras", str(result.artifacts.keras_path), "--eval-data", str(folder / "test"),
+    assert fp32["validation"]["keras_accuracy"] == pytest.approx(result.card.test.accuracy)
+    assert report["preprocess"] == [dict(s) for s in result.card.preprocess]
+    code, out, err = run_cli(monkeypatch, capsys, "validate", str(result.folder.directory / "three.onnx"),
+                             "--keras", str(result.folder.keras_path), "--eval-data", str(folder / "test"),
                              "--json")
     assert code == 0, out + err
     assert json.loads(out)["passed"]

@@ -73,7 +73,7 @@ def test_auto_measures_once_then_reads_the_cache(art):
     assert entry is not None and entry["variant"] == first.variant
     second = choose_variant("mnist", "cpu", 1, art, budget_s=0.05)
     assert second.cached and second.variant == first.variant and second.measured == first.measured
-    clf = Classifier("mnist", device="cpu", threads=1, artifacts=art)  # auto is the default
+    clf = Classifier("mnist", device="cpu", threads=1, workspace=art)  # auto is the default
     assert clf.variant_choice.cached and clf.path == first.path and clf.info.variant == first.variant
     assert clf.speed_note.startswith(f"variant auto: {first.variant}")
     assert clf.run(np.zeros((2, 28, 28, 1), np.uint8)).shape == (2, 10)
@@ -112,17 +112,17 @@ def test_cache_key_follows_files_threads_and_spinning(art):
 
 def test_int8_not_faster_is_said_and_auto_keeps_fp32(art):
     _seed(art, "fp32", 1.25)
-    clf = Classifier("mnist", device="cpu", threads=1, artifacts=art)
+    clf = Classifier("mnist", device="cpu", threads=1, workspace=art)
     assert clf.variant_choice.cached and clf.info.variant == "fp32"
     assert "int8 is NOT faster than fp32 on this machine: 0.80x at batch 1" in clf.speed_note
     with pytest.warns(RuntimeWarning, match="int8 is not faster than fp32 on this machine"):
-        explicit = Classifier("mnist", variant="int8", device="cpu", threads=1, artifacts=art)
+        explicit = Classifier("mnist", variant="int8", device="cpu", threads=1, workspace=art)
     assert explicit.info.variant == "int8"  # asked for, given; only warned
     _seed(art, "int8", 0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # int8 faster: nothing to warn about
-        assert Classifier("mnist", variant="int8", device="cpu", threads=1, artifacts=art).speed_note is None
-    assert "int8 is faster than fp32" in Classifier("mnist", device="cpu", threads=1, artifacts=art).speed_note
+        assert Classifier("mnist", variant="int8", device="cpu", threads=1, workspace=art).speed_note is None
+    assert "int8 is faster than fp32" in Classifier("mnist", device="cpu", threads=1, workspace=art).speed_note
 
 
 def test_variant_without_validation_is_never_picked(art):
@@ -152,13 +152,13 @@ def test_infer_says_when_int8_is_not_faster(art, tmp_path, mnist):
     _seed(art, "fp32", 1.5, threads=os.cpu_count(), spin=False)  # infer: default threads, idle threads not spinning
     image = tmp_path / "7.png"
     Image.fromarray(mnist.test.x[0, ..., 0]).save(image)
-    proc = subprocess.run([sys.executable, "-m", "edgecls", "infer", str(image), "--artifacts", str(art),
+    proc = subprocess.run([sys.executable, "-m", "edgecls", "infer", str(image), "--workspace", str(art),
                            "--device", "cpu", "--json"], capture_output=True, text=True, timeout=120,
                           env={**os.environ})
     assert proc.returncode == 0, proc.stderr
     assert "int8 is NOT faster than fp32 on this machine" in proc.stderr and "mnist.onnx (fp32)" in proc.stderr
     assert json.loads(proc.stdout)[0]["label"] == str(mnist.test.y[0])
-    forced = subprocess.run([sys.executable, "-m", "edgecls", "infer", str(image), "--artifacts", str(art),
+    forced = subprocess.run([sys.executable, "-m", "edgecls", "infer", str(image), "--workspace", str(art),
                              "--device", "cpu", "--int8"], capture_output=True, text=True, timeout=120)
     assert forced.returncode == 0 and "mnist.int8.onnx (int8)" in forced.stderr
     assert "int8 is not faster than fp32 on this machine" in forced.stderr and "Traceback" not in forced.stderr

@@ -42,7 +42,7 @@ def site(tmp_path_factory, runtime_dir, data_dir):
     """A static site: one fp32 bundle per shipped model, the default (int8) mnist bundle, and test images."""
     from edgecls.data import load_dataset
     from edgecls.exporters.web import build_web_bundle
-    from edgecls.exporters.web.bundle import read_info
+    from edgecls.runtime.metadata import read_info
 
     root = tmp_path_factory.mktemp("site")
     images: dict[str, list[Path]] = {}
@@ -362,7 +362,7 @@ def test_mobile_export_writes_validated_ort_and_operator_config(tmp_path):
     import onnxruntime as ort
 
     from edgecls.exporters.web import export_mobile
-    from edgecls.exporters.web.mobile import sample_inputs
+    from edgecls.exporters.web.ort_format import sample_inputs
 
     models = [REPO / "artifacts" / "mnist" / "mnist.onnx", REPO / "artifacts" / "mnist" / "mnist.int8.onnx"]
     result = export_mobile(models, tmp_path)

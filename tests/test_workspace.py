@@ -13,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecls.cli import app
-from edgecls.data.recorded import card_test_split
+from edgecls.card import card_from_dict
+from edgecls.data.plan import DataPlan
 from edgecls.errors import DataError
-from edgecls.runtime import paths
+from edgecls.runtime import environment, store
 from edgecls.runtime.errors import EdgeclsError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,32 +29,60 @@ def edgecls(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_workspace_rule(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDGECLS_ARTIFACTS", raising=False)
+    monkeypatch.delenv("EDGECLS_WORKSPACE", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert paths.workspace_dir() == tmp_path / "artifacts"  # a user's project: ./artifacts
-    assert paths.workspace_dir(tmp_path / "p") == tmp_path / "p"  # --project
-    monkeypatch.setenv("EDGECLS_ARTIFACTS", str(tmp_path / "env"))
-    assert paths.workspace_dir() == tmp_path / "env"
+    assert store.workspace_dir() == tmp_path / "workspace"  # default: ./workspace
+    assert store.workspace_dir(tmp_path / "p") == tmp_path / "p"  # --workspace
+    monkeypatch.setenv("EDGECLS_WORKSPACE", str(tmp_path / "env"))
+    assert store.workspace_dir() == tmp_path / "env"
+    monkeypatch.delenv("EDGECLS_WORKSPACE")
+    monkeypatch.setenv("EDGECLS_ARTIFACTS", str(tmp_path / "old"))  # the older variable is still read
+    assert store.workspace_dir() == tmp_path / "old"
+    monkeypatch.chdir(REPO)  # inside the checkout too: ./workspace, never the shipped zoo
     monkeypatch.delenv("EDGECLS_ARTIFACTS")
-    monkeypatch.chdir(REPO)  # inside the checkout ./artifacts is the shipped zoo: user runs go to ./workspace
-    assert paths.workspace_dir() == REPO / "workspace"
-    assert paths.is_shipped(REPO / "artifacts" / "mnist" / "mnist.onnx") and not paths.is_shipped(tmp_path)
+    assert store.workspace_dir() == REPO / "workspace"
+    assert store.is_shipped(REPO / "artifacts" / "mnist" / "mnist.onnx") and not store.is_shipped(tmp_path)
+
+
+def test_relative_environment_paths_are_taken_from_the_start_folder(tmp_path, monkeypatch):
+    from edgecls import config
+
+    monkeypatch.setattr(environment, "START_DIR", tmp_path)
+    monkeypatch.setenv("EDGECLS_WORKSPACE", "ws")
+    monkeypatch.setenv("EDGECLS_DATA", "data")
+    monkeypatch.chdir(REPO / "tests")  # a command or a test that moves elsewhere later
+    assert store.workspace_dir() == tmp_path / "ws" and config.data_dir() == tmp_path / "data"
+    assert config.data_dir("given") == tmp_path / "given"  # --data-dir as typed in the start folder
 
 
 def test_reads_fall_back_to_the_shipped_zoo_and_the_workspace_shadows_it(tmp_path):
-    assert paths.resolve_model("mnist", "int8", tmp_path) == REPO / "artifacts" / "mnist" / "mnist.int8.onnx"
+    assert store.find_onnx("mnist", "int8", tmp_path) == REPO / "artifacts" / "mnist" / "mnist.int8.onnx"
     mine = tmp_path / "mnist" / "mnist.int8.onnx"
     mine.parent.mkdir()
     mine.write_bytes((REPO / "artifacts" / "mnist" / "mnist.int8.onnx").read_bytes())
-    assert paths.resolve_model("mnist", "int8", tmp_path) == mine
-    assert paths.model_dir("mnist", tmp_path) == REPO / "artifacts" / "mnist"  # the card still comes from the zoo
+    assert store.find_onnx("mnist", "int8", tmp_path) == mine
+    assert store.model_folder("mnist", tmp_path).directory == REPO / "artifacts" / "mnist"  # the card: the zoo's
+
+
+def test_locate_names_folders_and_files(tmp_path):
+    onnx = store.locate(REPO / "artifacts" / "mnist" / "mnist.int8.onnx")
+    assert (onnx.name, onnx.variant, onnx.is_onnx) == ("mnist", "int8", True)
+    keras = store.locate(REPO / "artifacts" / "fashion" / "model.keras")
+    assert keras.name == "fashion" and keras.is_keras and keras.folder.shipped
+    folder = store.locate(REPO / "artifacts" / "cifar10")
+    assert folder.file is None and set(folder.folder.variants()) == {"fp32", "int8"}
+    other = tmp_path / "mine.keras"
+    other.write_bytes(b"x")
+    assert store.locate(other).name == "mine"  # a .keras outside a model folder: named by its stem
+    with pytest.raises(EdgeclsError, match="no such model file"):
+        store.locate(tmp_path / "missing.onnx")
 
 
 def test_typo_gets_did_you_mean_not_an_export_hint(tmp_path):
     with pytest.raises(EdgeclsError) as err:
-        paths.resolve_model("mnsit", "fp32", tmp_path)
+        store.find_onnx("mnsit", "fp32", tmp_path)
     assert "did you mean 'mnist'?" in str(err.value) and "export" not in str(err.value)
-    proc = edgecls("eval", "fashon", "--artifacts", str(tmp_path))
+    proc = edgecls("eval", "fashon", "--workspace", str(tmp_path))
     assert proc.returncode == 1 and "did you mean 'fashion'" in proc.stderr and proc.stdout == ""
 
 
@@ -64,26 +93,32 @@ def test_an_onnx_path_is_a_file_not_a_name(tmp_path):
 
 
 def test_recorded_folder_gone_is_one_clear_error(tmp_path):
-    card = {"name": "pets", "dataset": "pets", "classes": ["cat", "dog"],
-            "input_spec": {"height": 8, "width": 8, "channels": 1},
-            "data": {"kind": "folder", "path": str(tmp_path / "pets"), "classes": ["cat", "dog"],
-                     "test_files": {"cat": ["cat/1.png"], "dog": ["dog/1.png"]}}}
+    card = card_from_dict({"name": "pets", "dataset": "pets", "classes": ["cat", "dog"],
+                           "input_spec": {"height": 8, "width": 8, "channels": 1},
+                           "test": {"split": "held-out test split", "accuracy": 0.5},
+                           "data": {"kind": "folder", "path": str(tmp_path / "pets"), "classes": ["cat", "dog"],
+                                    "test_files": {"cat": ["cat/1.png"], "dog": ["dog/1.png"]}}}, tmp_path / "c.json")
     with pytest.raises(DataError, match=r"trained on .*pets, which is gone; give --data"):
-        card_test_split(card)
+        DataPlan.for_card(card).test()
     (tmp_path / "pets" / "cat").mkdir(parents=True)
     with pytest.raises(DataError, match=r"2 of the 2 held-out test images .* are gone"):
-        card_test_split(card)
+        DataPlan.for_card(card).test()
 
 
 def test_eval_all_names_what_it_cannot_evaluate(tmp_path, monkeypatch):
-    monkeypatch.setattr(paths, "SHIPPED_DIR", tmp_path / "no-shipped-zoo")
-    broken = tmp_path / "ws" / "broken"
-    broken.mkdir(parents=True)
-    (broken / "metrics.json").write_text(json.dumps({"name": "broken", "classes": ["a", "b"]}))
-    result = runner.invoke(app, ["eval", "all", "--project", str(tmp_path / "ws")])
+    monkeypatch.setattr(store, "zoo_dir", lambda: None)
+    broken, lost = tmp_path / "ws" / "broken", tmp_path / "ws" / "lost"
+    for folder in (broken, lost):
+        folder.mkdir(parents=True)
+    (broken / "metrics.json").write_text(json.dumps({"name": "broken", "classes": ["a", "b"]}))  # hand-cut card
+    card = json.loads((REPO / "artifacts" / "mnist" / "metrics.json").read_text())
+    (lost / "metrics.json").write_text(json.dumps({**card, "name": "lost"}))  # a good card, no model.keras
+    result = runner.invoke(app, ["eval", "all", "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 1, result.output  # none could be evaluated
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("could not evaluate")]
-    assert len(lines) == 1 and "broken" in lines[0] and "model.keras is missing" in lines[0]
+    lines = sorted(ln for ln in result.stderr.splitlines() if ln.startswith("could not evaluate"))
+    assert len(lines) == 2 and "Traceback" not in result.output
+    assert lines[0].startswith("could not evaluate broken: ") and "metrics.json: field 'test' is missing" in lines[0]
+    assert lines[1].startswith("could not evaluate lost: ") and "model.keras is missing" in lines[1]
 
 
 def test_tensorflow_start_up_banner_is_silenced():

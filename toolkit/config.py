@@ -1,4 +1,8 @@
-"""Where edgecls looks for data, caches and artifacts: explicit argument > environment > default."""
+"""Where edgecls looks for data, caches and models: explicit argument > environment > default.
+
+Relative paths in the environment are taken relative to the folder the process started in
+(edgecls.runtime.environment), so a command or a test that changes directory still finds them.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +10,26 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from .runtime.paths import ARTIFACTS_ENV, artifacts_dir  # noqa: F401  (one definition, in the runtime)
+from .runtime.environment import absolute, cache_dir as _cache_dir, env_path
+from .runtime.store import WORKSPACE_ENV, workspace_dir  # noqa: F401  (one definition, in the runtime's store)
 
 PathLike = Union[str, os.PathLike]
 
 DATA_ENV = "EDGECLS_DATA"
-CACHE_ENV = "EDGECLS_CACHE"
+DEFAULT_SEED = 1337  # training, splits, samples: every seeded choice defaults to it
 OFFLINE_ENV = "EDGECLS_OFFLINE"
 
 
 def data_dir(explicit: Optional[PathLike] = None) -> Path:
     """The directory holding the data set files (mnist.npz, cifar10.tar.gz, ...)."""
     if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
-    return Path.home() / ".edgecls" / "datasets"
+        return absolute(explicit)
+    return env_path(DATA_ENV) or Path.home() / ".edgecls" / "datasets"
 
 
 def cache_dir(explicit: Optional[PathLike] = None) -> Path:
-    """Decoded-array cache (safe to delete). Defaults to ~/.cache/edgecls."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgecls"
+    """Decoded data sets (safe to delete): the `datasets` folder of edgecls's one cache."""
+    return Path(explicit).expanduser() if explicit else _cache_dir("datasets")
 
 
 def offline() -> bool:

@@ -1,5 +1,5 @@
-"""Evaluate a trained model on its own held-out test split (or a labelled folder), and a bare ONNX file on a
-labelled folder."""
+"""Evaluate a trained model on its own held-out test split (or a labelled folder), and an exported .onnx file
+as the runtime runs it."""
 
 from __future__ import annotations
 
@@ -9,86 +9,51 @@ from typing import Any, Optional
 import numpy as np
 
 from . import config
-from .artifacts import ModelArtifacts, load_keras_model
-from .errors import DataError, ModelNotFoundError
+from .card import read_card
+from .data.plan import DataPlan, plan_for_onnx
+from .errors import ModelNotFoundError
+from .keras_files import load_keras_model
 from .runtime.metrics import classification_report
-from .data.types import preprocess_split
-from .exporting import declared_pipeline
-from .runtime.spec import InputSpec
+from .runtime.store import ModelFolder, did_you_mean, known_models
 
 
-def evaluate_artifact(
-    artifacts: ModelArtifacts,
-    data_dir: Optional[config.PathLike] = None,
-    folder: Optional[Path] = None,
-) -> dict[str, Any]:
-    """Accuracy and per-class metrics of <model>/model.keras on the test split its card records (the data set's
-    official one, or the files training held out of the user's folder), with the recorded figure beside it;
-    `folder` (--data) evaluates on a labelled folder instead."""
-    from .data.recorded import card_test_split, describe_source, folder_test_split
+def evaluate_model(folder: ModelFolder, data_dir: Optional[config.PathLike] = None,
+                   data: Optional[Path] = None) -> dict[str, Any]:
+    """Accuracy and per-class metrics of <model>/model.keras on the test split its card records, with the
+    recorded figure beside it; `data` (--data) evaluates on a labelled folder instead."""
     from .exporters.reference import keras_probabilities
 
-    card = artifacts.read_card()
-    if card is not None and not artifacts.keras_path.is_file():
-        raise ModelNotFoundError(f"{artifacts.directory}: model.keras is missing beside metrics.json")
-    if card is None:
-        from .runtime.paths import did_you_mean, known_models
-
-        hint = did_you_mean(artifacts.name, known_models(artifacts.directory.parent)) or f"; train it with `edgecls train {artifacts.name}`"
-        raise ModelNotFoundError(f"no trained model at {artifacts.directory} (expected model.keras and metrics.json)"
+    if not folder.has_card():
+        hint = did_you_mean(folder.name, known_models(folder.directory.parent)) or \
+            f"; train it with `edgecls train {folder.name}`"
+        raise ModelNotFoundError(f"no trained model at {folder.directory} (expected model.keras and metrics.json)"
                                  + hint)
-    spec = InputSpec.from_dict(card["input_spec"])
-    pipeline = declared_pipeline(artifacts.name, card, None)
-    # Score what users get: images as the model's declared preprocessing makes them.
-    if folder is not None:
-        test = folder_test_split(folder, list(card["classes"]), spec, pipeline)
-    else:
-        raw, _ = card_test_split(card, data_dir, pipeline)
-        test = preprocess_split(raw, spec, pipeline)
-    model = load_keras_model(artifacts.keras_path)
-    probs = keras_probabilities(model, test.x)
-    report = classification_report(test.y, probs.argmax(axis=1), card["classes"])
-    return {
-        "model": artifacts.name,
-        "dataset": describe_source(card) if folder is None else str(folder),
-        "split": card["test"]["split"] if folder is None else "folder",
-        "recorded_accuracy": card["test"]["accuracy"] if folder is None else None,
-        **report,
-    }
+    card = read_card(folder.card_path)
+    if not folder.keras_path.is_file():
+        raise ModelNotFoundError(f"{folder.directory}: model.keras is missing beside metrics.json")
+    plan = DataPlan.for_card(card, folder=data, data_dir=data_dir)
+    test = plan.test()  # scored as users get it: through the model's declared preprocessing
+    probs = keras_probabilities(load_keras_model(folder.keras_path), test.x)
+    return _result(folder.name, plan, test, probs, card.test.split, card.test.accuracy, list(card.classes))
 
 
-def evaluate_onnx(path: Path, folder: Optional[Path] = None, data_dir: Optional[config.PathLike] = None,
-                  artifacts: Optional[config.PathLike] = None) -> dict[str, Any]:
-    """Accuracy of an exported .onnx file, run by the runtime as users run it: on `folder` (--data), else on
-    the held-out test split of the model card it came from, else on its reference data set's test split."""
-    from .data.recorded import card_test_split, describe_source, folder_test_split
-    from .exporting import _card_for
+def evaluate_onnx(path: Path, data: Optional[Path] = None, data_dir: Optional[config.PathLike] = None,
+                  workspace: Optional[config.PathLike] = None) -> dict[str, Any]:
+    """Accuracy of an exported .onnx file, run by the runtime as users run it: on `data` (--data), else on the
+    held-out test split of the model card it came from."""
     from .runtime.classifier import Classifier
-    from .runtime.transforms import Pipeline
 
     clf = Classifier(path, device="cpu")
-    info = clf.info
-    spec = InputSpec(info.input_spec.height, info.input_spec.width, info.input_spec.channels)
-    pipeline = Pipeline.parse(info.preprocess or None, str(path))
-    recorded = (info.validation or {}).get("accuracy")
-    if folder is not None:
-        test, dataset, split = folder_test_split(folder, list(info.labels), spec, pipeline), str(folder), "folder"
-    else:
-        card = _card_for(path, info.name, artifacts)
-        from .data import DATASETS
-
-        if card is not None and card.get("dataset") == info.dataset:
-            raw, _ = card_test_split(card, data_dir, pipeline)
-            dataset, split = describe_source(card), card["test"]["split"]
-        elif info.dataset in DATASETS:
-            from .data import load_dataset
-
-            raw, dataset, split = load_dataset(info.dataset, data_dir).test, info.dataset, "test"
-        else:
-            raise DataError(f"{path}: no labelled data known for it (trained on {info.dataset or 'unknown data'!r}); "
-                            "give --data folder/ with one sub-folder per class")
-        test = preprocess_split(raw, spec, pipeline)
+    plan = plan_for_onnx(path, clf.info, folder=data, data_dir=data_dir, workspace=workspace)
+    test = plan.test()
     probs = np.concatenate([clf.run(test.x[i : i + 256]) for i in range(0, len(test.x), 256)])
-    report = classification_report(test.y, probs.argmax(axis=1), list(info.labels))
-    return {"model": str(path), "dataset": dataset, "split": split,
-            "recorded_accuracy": recorded if folder is None else None, **report}
+    split = plan.card.test.split if plan.card is not None and data is None else "folder"
+    return _result(str(path), plan, test, probs, split, (clf.info.validation or {}).get("accuracy"),
+                   list(clf.info.labels))
+
+
+def _result(model: str, plan: DataPlan, test, probs: np.ndarray, split: str, recorded: Optional[float],
+            classes: list[str]) -> dict[str, Any]:
+    report = classification_report(test.y, probs.argmax(axis=1), classes)
+    return {"model": model, "dataset": plan.source, "split": "folder" if plan.folder is not None else split,
+            "recorded_accuracy": None if plan.folder is not None else recorded, **report}

@@ -16,9 +16,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
 
-from ...runtime.metadata import ModelInfo
+from ...runtime.metadata import ModelInfo, read_info
+from ...runtime.store import locate
+from ...runtime.variants import VARIANTS
 from ..errors import ExportError
 from .operators import check_operators
+from .ort_format import FP32_MAX_DIFF, INT8_MAX_DIFF, convert_checked
 from .runtime_files import FILES, NOTICE, VERSION, ensure_runtime
 
 PAGE_FILES = ("index.html", "app.js", "edgecls.js", "preprocess.js")
@@ -54,8 +57,7 @@ def pick_variant(fp32_path: Path, variant: str = "auto") -> Path:
     """The model to ship: int8 where it passed its gate at export (the exporter only writes passing
     variants), else fp32; or the variant asked for."""
     fp32_path = Path(fp32_path)
-    stem = fp32_path.name[: -len(".onnx")]
-    int8 = fp32_path.with_name(f"{stem}.int8.onnx")
+    int8 = locate(fp32_path).folder.variant_path("int8")
     if variant == "auto":
         return int8 if int8.is_file() else fp32_path
     chosen = {"fp32": fp32_path, "int8": int8}.get(variant)
@@ -64,16 +66,6 @@ def pick_variant(fp32_path: Path, variant: str = "auto") -> Path:
     if not chosen.is_file():
         raise ExportError(f"{chosen}: no {variant} model to package (export it first, e.g. with --int8)")
     return chosen
-
-
-def read_info(model: Path) -> ModelInfo:
-    import onnxruntime as ort
-
-    try:
-        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for unreadable models
-        raise ExportError(f"{model}: cannot load the ONNX model: {exc}") from None
-    return ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, str(model))
 
 
 def model_json(info: ModelInfo, model_file: str) -> dict:
@@ -137,9 +129,7 @@ def build_web_bundle(model: Path, out_dir: Path, log: Callable[[str], None] = la
 
 def _ort_copy(model: Path, staging: Path, info: ModelInfo, log: Callable[[str], None]) -> str:
     """Convert to ORT format into the staging folder and check it computes what the .onnx does."""
-    from .mobile import FP32_MAX_DIFF, INT8_MAX_DIFF, convert_checked
-
-    name = model.name[: -len(".onnx")] + ".ort"
+    name = model.name[: -len(".onnx")] + VARIANTS["ort"].suffix
     limit = FP32_MAX_DIFF if info.variant == "fp32" else INT8_MAX_DIFF
     check = convert_checked(model, staging / name, info.input_spec.shape, limit)
     log(f"{name}: max |diff| vs {model.name} {check['max_abs_diff']:.1e} on {check['samples']} inputs")

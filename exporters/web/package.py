@@ -7,20 +7,27 @@ import os
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+from ...runtime.errors import EdgeclsError
+from ...runtime.store import locate
 from .bundle import build_web_bundle, pick_variant
 from .mobile import export_mobile
 
 
-def exported_model(target: str, artifacts: Optional[Union[str, os.PathLike]] = None,
+def exported_model(target: str, workspace: Optional[Union[str, os.PathLike]] = None,
                    out: Optional[Union[str, os.PathLike]] = None) -> Optional[Path]:
     """The fp32 .onnx an earlier `edgecls export TARGET` wrote (in the workspace, else the shipped one), if any
-    (zoo names only: a .keras path is always exported again)."""
-    from ...runtime.paths import search_dirs
+    (model names only: a .keras path is always exported again)."""
+    from ...runtime.store import ModelFolder, find_onnx, looks_like_path
 
-    if target.endswith(".keras") or Path(target).is_file():
+    if looks_like_path(target):
         return None
-    folders = [Path(out)] if out else [root / target for root in search_dirs(artifacts)]  # workspace, then shipped
-    return next((f / f"{target}.onnx" for f in folders if (f / f"{target}.onnx").is_file()), None)
+    if out:
+        path = ModelFolder(target, Path(out)).variant_path("fp32")
+        return path if path.is_file() else None
+    try:
+        return find_onnx(target, "fp32", workspace)
+    except EdgeclsError:
+        return None
 
 
 def package(fp32_model: Path, web_dir: Optional[Path], web_variant: str, mobile_dir: Optional[Path],
@@ -32,7 +39,7 @@ def package(fp32_model: Path, web_dir: Optional[Path], web_variant: str, mobile_
         done["web"] = build_web_bundle(pick_variant(fp32_model, web_variant), web_dir, log=log,
                                        model_format=web_format).summary()
     if mobile_dir is not None:
-        stem = fp32_model.name[: -len(".onnx")]
-        models = [fp32_model] + [p for p in [fp32_model.with_name(f"{stem}.int8.onnx")] if p.is_file()]
+        folder = locate(fp32_model).folder
+        models = [p for v, p in folder.variants().items() if v in ("fp32", "int8")]
         done["mobile"] = export_mobile(models, mobile_dir, log=log).summary()
     return done

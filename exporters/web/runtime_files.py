@@ -6,13 +6,13 @@ is fetched from a CDN when the page runs. npm is needed once per version, to fil
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
+from ...runtime import environment
 from ..errors import ExportError
 
 VERSION = "1.30.0"  # onnxruntime-web on npm (the Python wheel is 1.31; the web build trails it)
@@ -23,9 +23,8 @@ NOTICE = "NOTICE.txt"
 
 
 def cache_dir(version: str = VERSION) -> Path:
-    """~/.cache/edgecls/onnxruntime-web/<version>/ ($XDG_CACHE_HOME respected)."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "edgecls" / PACKAGE / version
+    """<edgecls cache>/onnxruntime-web/<version>/ (the cache: $EDGECLS_CACHE_DIR, else ~/.cache/edgecls)."""
+    return environment.cache_dir(PACKAGE) / version
 
 
 def cached(version: str = VERSION) -> bool:

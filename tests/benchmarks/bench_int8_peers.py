@@ -30,7 +30,7 @@ MODELS = ("mnist", "fashion", "cifar10", "emotion")
 def model_data(name: str, samples: int, seed: int = 1337) -> dict[str, np.ndarray]:
     from edgecls.data import load_dataset
     from edgecls.data.types import limit_split, preprocess_split
-    from edgecls.exporting import declared_pipeline
+    from edgecls.data.plan import declared_pipeline
     from edgecls.runtime.spec import InputSpec
 
     card = json.loads((REPO / "artifacts" / name / "metrics.json").read_text())

@@ -116,10 +116,10 @@ def predictor_alone(folder: Path, model: str, variant: str) -> float:
     import pyarrow as pa
 
     from edgecls.distributed import Predictor
-    from edgecls.runtime.paths import resolve_model
+    from edgecls.runtime.store import find_onnx
 
     paths = sorted(str(p) for p in folder.iterdir())
-    predictor = Predictor(resolve_model(model, variant).read_bytes(), device="cpu", threads=1)
+    predictor = Predictor(find_onnx(model, variant).read_bytes(), device="cpu", threads=1)
     predictor(pa.table({"path": paths[:256]}))  # warm-up
     start = time.perf_counter()
     for i in range(0, len(paths), 256):

@@ -95,12 +95,12 @@ def main() -> None:
         work = args.keep or Path(tmp)
         data, arts = work / "small3", work / "artifacts"
         counts = write_subset(archive, classes, args.per_class, data, args.unseen)
-        train_cmd = [*edgecls, "train", "small3", "--data", str(data), "--artifacts", str(arts)]
+        train_cmd = [*edgecls, "train", "small3", "--data", str(data), "--workspace", str(arts)]
         if args.scratch:
             train_cmd.append("--scratch")
         train_s, proc = run(train_cmd, env)
         card = json.loads((arts / "small3" / "metrics.json").read_text())
-        export_s, _ = run([*edgecls, "export", "small3", "--artifacts", str(arts), "--int8",
+        export_s, _ = run([*edgecls, "export", "small3", "--workspace", str(arts), "--int8",
                            "--calib-data", str(data / "train"), "--eval-data", str(data / "test")], env)
         report = json.loads((arts / "small3" / "small3.export.json").read_text())
 

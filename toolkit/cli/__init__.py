@@ -71,6 +71,19 @@ def _exit_now(*_: object) -> None:
         os._exit(INTERRUPTED)
 
 
+def _current_spelling(args: list[str]) -> list[str]:
+    """Older option spellings (--project/--artifacts DIR) as --workspace DIR."""
+    from .root import WORKSPACE_ALIASES
+
+    out = []
+    for i, arg in enumerate(args):
+        if arg == "--":  # what follows is file names
+            return out + args[i:]
+        name, eq, value = arg.partition("=")
+        out.append(f"--workspace{eq}{value}" if name in WORKSPACE_ALIASES else arg)
+    return out
+
+
 def _run() -> int:
     app = _load_app()
     from typer.exceptions import Abort, TyperException
@@ -78,7 +91,7 @@ def _run() -> int:
     from ..runtime.errors import EdgeclsError
 
     try:
-        code = app(standalone_mode=False)
+        code = app(args=_current_spelling(sys.argv[1:]), standalone_mode=False)
     except EdgeclsError as exc:
         if _interrupted:
             sys.stderr.write("interrupted\n")
@@ -93,6 +106,17 @@ def _run() -> int:
     except Abort:
         return INTERRUPTED
     except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return INTERRUPTED
+    except ImportError as exc:  # an optional library this command needs (unless Ctrl-C broke an import)
+        from .extras import missing_extra
+
+        error = None if _interrupted else missing_extra(exc)
+        if error is not None:
+            _error(str(error))
+            return ERROR
+        if not _interrupted:
+            raise  # a bug: its traceback is the report
         sys.stderr.write("interrupted\n")
         return INTERRUPTED
     except Exception:

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..formatting import percent
-from .root import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
+from .root import WorkspaceOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:
@@ -37,7 +37,7 @@ def bench(
     data: OptPath = typer.Option(None, "--data", help="Score accuracy on this labelled folder (<class>/ sub-folders) "
                                  "instead of the model's own test split; needed for a bare .onnx file."),
     data_dir: OptPath = DataDirOption,
-    artifacts: OptPath = ArtifactsOption,
+    workspace: OptPath = WorkspaceOption,
 ) -> None:
     """Benchmark Keras, TFLite fp32 and the ONNX variants: size, accuracy, agreement, speed, memory; then edgecls
     against its peers (TFLite int8, Keras->ONNX, ...) in one process, taking turns, with edgecls/best-peer ratios.
@@ -46,7 +46,6 @@ def bench(
 
     from ..bench.runner import (BenchConfig, cuda_available, failed_rows, markdown, outcomes_to_json, plan_rows,
                                 run_bench)
-    from ..data.types import Split, limit_split
     from ..machine import describe_machine
     from ..runtime.atomic import write_bytes_atomic, write_json_atomic
     from ..runtime.errors import EdgeclsError
@@ -58,22 +57,21 @@ def bench(
         raise EdgeclsError("device cuda requested but onnxruntime has no CUDA provider here (install edgecls[gpu])")
     devices = ("cpu", "cuda") if device == "auto" and has_cuda else (("cpu",) if device == "auto" else (device,))
 
-    from ..runtime.paths import looks_like_path
+    from ..runtime.store import locate
 
     folder = Path(data) if data else None
-    if target.endswith(".onnx") or (looks_like_path(target) and Path(target).suffix == ".onnx"):
-        keras_path, name, onnx_files, x, y, dataset, out_dir = _bare_onnx(Path(target), folder, data_dir, artifacts)
+    if locate(target, workspace).is_onnx:
+        keras_path, name, onnx_files, x, y, dataset, out_dir = _bare_onnx(Path(target), folder, limit, data_dir,
+                                                                         workspace)
         calibration, all_variants = None, onnx_files
     else:
-        from ..artifacts import resolve_source
+        from ..keras_source import resolve_source
 
-        source = resolve_source(target, artifacts)
-        keras_path, name, onnx_files, x, y, dataset, out_dir = _keras_source(source, folder, limit, devices, data_dir)
+        source = resolve_source(target, workspace)
+        plan = _keras_plan(source, folder, data_dir)
+        keras_path, name, onnx_files, x, y, dataset, out_dir = _keras_source(source, plan, limit, devices)
         all_variants = source.variant_files()
-        calibration = _calibration_pixels(source, x, y, data_dir) if peers and "cpu" in devices else None
-    if y is not None and limit and limit < len(y):
-        test = limit_split(Split(x, y), limit, 1337)
-        x, y = test.x, test.y
+        calibration = _calibration_pixels(plan, x, y) if peers and "cpu" in devices else None
     cfg = BenchConfig(batch_sizes=_batch_sizes(batch_sizes), devices=devices, threads=threads or os.cpu_count() or 1,
                       repeats=repeats)
     rows = plan_rows(keras_path, onnx_files, devices)
@@ -111,89 +109,65 @@ def bench(
         raise typer.Exit(2)
 
 
-def _keras_source(source, folder, limit, devices, data_dir):
+def _keras_plan(source, folder, data_dir):
+    """The data plan of a named model (None for a bare .keras file without a card and without --data)."""
+    from ..data.plan import DataPlan
+
+    if source.card is not None:
+        return DataPlan.for_card(source.card, folder=folder, data_dir=data_dir)
+    if folder is None:
+        return None
+    from ..exporters.convert import image_input_spec
+    from ..keras_files import load_keras_model
+    from ..runtime.transforms import Pipeline
+
+    return DataPlan(None, image_input_spec(load_keras_model(source.keras_path)), Pipeline(), folder=folder)
+
+
+def _keras_source(source, plan, limit, devices):
     """A resolved model name or .keras file: its Keras model, its exported variants, and its own test split (or
     --data), through its declared preprocessing; results are written to the workspace."""
-    from ..data.types import preprocess_split
-
-    keras_path, name, card = source.keras_path, source.name, source.card
     onnx_files = {v: p for v, p in source.variant_files().items() if p.is_file() and (v != "fp16" or "cuda" in devices)}
-    if card is not None:
-        from ..data.recorded import card_test_split, folder_test_split
-        from ..exporting import declared_pipeline
-        from ..runtime.spec import InputSpec
-
-        spec, pipeline = InputSpec.from_dict(card["input_spec"]), declared_pipeline(name, card, None)
-        if folder is not None:
-            test, dataset = folder_test_split(folder, list(card["classes"]), spec, pipeline), str(folder)
-        else:
-            raw, dataset = card_test_split(card, data_dir, pipeline)
-            # accuracy as users get it: through the model's declared preprocessing
-            test = preprocess_split(raw, spec, pipeline)
-        x, y = test.x, test.y
+    if plan is not None:
+        test = plan.test(limit)
+        x, y, dataset = test.x, test.y, test.description
     else:
         import numpy as np
 
-        from ..artifacts import load_keras_model
         from ..exporters.convert import image_input_spec
+        from ..keras_files import load_keras_model
 
-        spec = image_input_spec(load_keras_model(keras_path))
+        spec = image_input_spec(load_keras_model(source.keras_path))
         x = np.random.default_rng(0).integers(0, 256, (limit or 1000, *spec.shape), dtype=np.uint8)
         y, dataset = None, "random pixels (no labels: agreement only)"
-    return keras_path, name, onnx_files, x, y, dataset, source.output_dir
+    return source.keras_path, source.name, onnx_files, x, y, dataset, source.output_dir
 
 
-def _bare_onnx(path: Path, folder, data_dir, artifacts):
+def _bare_onnx(path: Path, folder, limit, data_dir, workspace):
     """An exported .onnx file without its Keras source: its one ONNX row, scored on --data (or the test split
     its model card records); results go to the workspace folder of its model name."""
-    from ..data.recorded import folder_test_split
-    from ..data.types import preprocess_split
-    from ..runtime.classifier import Classifier
-    from ..runtime.errors import EdgeclsError
-    from ..runtime.paths import workspace_dir
-    from ..runtime.spec import InputSpec
-    from ..runtime.transforms import Pipeline
+    from ..data.plan import plan_for_onnx
+    from ..runtime.metadata import read_info
+    from ..runtime.store import workspace_folder
 
-    if not path.is_file():
-        raise EdgeclsError(f"{path}: no such model file")
-    info = Classifier(path, device="cpu").info
-    spec = InputSpec(info.input_spec.height, info.input_spec.width, info.input_spec.channels)
-    pipeline = Pipeline.parse(info.preprocess or None, str(path))
-    if folder is not None:
-        test, dataset = folder_test_split(folder, list(info.labels), spec, pipeline), str(folder)
-    else:
-        from ..data.recorded import card_test_split
-        from ..exporting import _card_for
-
-        card = _card_for(path, info.name, artifacts)
-        if card is None or card.get("dataset") != info.dataset:
-            raise EdgeclsError(f"{path}: no model card says which data it was trained on; give --data folder/ "
-                               "(one sub-folder per class)")
-        raw, dataset = card_test_split(card, data_dir, pipeline)
-        test = preprocess_split(raw, spec, pipeline)
+    info = read_info(path)
+    test = plan_for_onnx(path, info, folder=folder, data_dir=data_dir, workspace=workspace).test(limit)
     name = info.name or path.stem.split(".")[0]
     variant = info.variant if info.variant in ("fp32", "int8", "fp16", "int8-dynamic") else "fp32"
-    return None, name, {variant: path}, test.x, test.y, dataset, workspace_dir(artifacts) / name
+    return None, name, {variant: path}, test.x, test.y, test.description, workspace_folder(name, workspace).directory
 
 
-def _calibration_pixels(source, x, y, data_dir):
+def _calibration_pixels(plan, x, y):
     """TFLite int8's representative data: 512 of the model's own training images through its declared
-    preprocessing; with no labelled data known (y is None), the same random pixels the rows are scored on."""
-    if y is None:
-        return x
-    from ..data.recorded import card_dataset
-    from ..data.types import limit_split, preprocess_split
-    from ..exporting import declared_pipeline
+    preprocessing; with no training data known, the pixels the rows are scored on."""
     from ..runtime.errors import EdgeclsError
-    from ..runtime.spec import InputSpec
 
-    card, name = source.card, source.name
-    pipeline = declared_pipeline(name, card, None)
+    if y is None or plan is None or plan.card is None:
+        return x
     try:
-        train = limit_split(card_dataset(card, data_dir, pipeline).train, 512, 1337)
+        return plan.calibration(512).x
     except EdgeclsError:
         return x  # the training data is gone: calibrate on the test pixels rather than not compare at all
-    return preprocess_split(train, InputSpec.from_dict(card["input_spec"]), pipeline).x
 
 
 def _add_head_to_head(report: dict, keras_path, files: dict, x, y, calibration, threads: int, repeats: int,
@@ -270,10 +244,10 @@ def report(
     data: OptPath = typer.Option(None, "--data", help="Score on this labelled folder instead of the model's own "
                                  "held-out test split."),
     data_dir: OptPath = DataDirOption,
-    artifacts: OptPath = ArtifactsOption,
+    workspace: OptPath = WorkspaceOption,
 ) -> None:
     """Write <workspace>/NAME/report.html (self-contained) and its PNG figures."""
     from ..report.build import build_report
 
-    path = build_report(name, artifacts, data_dir, Path(data) if data else None)
+    path = build_report(name, workspace, data_dir, Path(data) if data else None)
     say(("wrote ", "green"), f"{path} (figures in {path.parent / 'figures'})")

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .root import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, console, err_console, print_table, say
+from .root import WorkspaceOption, DataDirOption, JsonOption, OptPath, app, console, err_console, print_table, say
 
 
 @app.command("eval")
@@ -18,41 +18,40 @@ def evaluate(
                                  "test/ part if it has train/ and test/) instead of the model's own test split."),
     as_json: bool = JsonOption,
     data_dir: OptPath = DataDirOption,
-    artifacts: OptPath = ArtifactsOption,
+    workspace: OptPath = WorkspaceOption,
 ) -> None:
     """Evaluate a model on the test split its card records (never on its training images).
 
     `all` evaluates every model in the workspace and the shipped zoo; exit code 0 if every one could be
     evaluated, 2 if some could not (each named on stderr), 1 if none could."""
-    from ..artifacts import ModelArtifacts
-    from ..evaluation import evaluate_artifact, evaluate_onnx
+    from ..evaluation import evaluate_model, evaluate_onnx
     from ..runtime.errors import EdgeclsError
-    from ..runtime.paths import looks_like_path, search_dirs
+    from ..runtime.store import ModelFolder, looks_like_path, model_folder, search_dirs
 
     folder = Path(data) if data else None
     if name != "all":
-        if looks_like_path(name) or Path(name).is_file():
+        if looks_like_path(name):
             path = Path(name)
             if path.suffix != ".onnx":
                 raise EdgeclsError(f"{path}: eval takes a model name or an exported .onnx file")
             if not path.is_file():
                 raise EdgeclsError(f"{path}: no such model file")
-            result = evaluate_onnx(path, folder, data_dir, artifacts)
+            result = evaluate_onnx(path, folder, data_dir, workspace)
         else:
-            result = evaluate_artifact(ModelArtifacts.for_name(name, artifacts), data_dir, folder)
+            result = evaluate_model(model_folder(name, workspace), data_dir, folder)
         if as_json:
             print(json.dumps(result, indent=2))
         else:
             _print_report(result)
         return
     seen: dict[str, Path] = {}
-    for root in search_dirs(artifacts):  # the workspace shadows the shipped zoo
+    for root in search_dirs(workspace):  # the workspace shadows the shipped zoo
         for card in sorted(root.glob("*/metrics.json")):
             seen.setdefault(card.parent.name, card.parent)
     results, failed = [], []
     for model, directory in sorted(seen.items()):
         try:
-            results.append(evaluate_artifact(ModelArtifacts(directory), data_dir, folder))
+            results.append(evaluate_model(ModelFolder(model, directory), data_dir, folder))
         except (EdgeclsError, KeyError, ValueError, OSError) as exc:  # a broken card is named, never fatal
             failed.append(f"{model}: {exc if isinstance(exc, EdgeclsError) else f'{type(exc).__name__}: {exc}'}")
             continue
@@ -63,7 +62,7 @@ def evaluate(
     for line in failed:
         say(("could not evaluate ", "yellow"), line, target=err_console)
     if not seen:
-        raise EdgeclsError(f"no trained models in {' or '.join(str(r) for r in search_dirs(artifacts))}")
+        raise EdgeclsError(f"no trained models in {' or '.join(str(r) for r in search_dirs(workspace))}")
     if failed:
         say((f"{len(results)} of {len(seen)} models evaluated", "yellow"), target=err_console)
         raise typer.Exit(1 if not results else 2)

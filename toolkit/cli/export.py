@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ..formatting import percent
-from .root import ArtifactsOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
+from .root import WorkspaceOption, DataDirOption, JsonOption, OptPath, app, err_console, print_table, say
 
 
 def _gates(max_diff: float, min_agreement: float, max_int8_drop: float, min_int8_agreement: Optional[float] = None):
@@ -60,7 +60,7 @@ def print_variants(rows: list[dict[str, Any]], title: str, reference: str = "Ker
 
 @app.command()
 def export(
-    target: str = typer.Argument(..., help="Zoo model in artifacts/ (e.g. mnist) or a path to a .keras file."),
+    target: str = typer.Argument(..., help="A model name (e.g. mnist: your workspace, then the shipped zoo) or a path to a .keras file."),
     int8: bool = typer.Option(False, "--int8", help="Also export a calibrated int8 model (static QDQ, per-channel)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also export an fp16 model (for GPU targets)."),
     quant: str = typer.Option("auto", "--quant", help="int8 method: static | dynamic | auto (dynamic if static fails)."),
@@ -99,7 +99,7 @@ def export(
     reexport: bool = typer.Option(False, "--reexport", help="With --web/--mobile: convert again even if exported."),
     as_json: bool = JsonOption,
     data_dir: OptPath = DataDirOption,
-    artifacts: OptPath = ArtifactsOption,
+    workspace: OptPath = WorkspaceOption,
 ) -> None:
     """Convert to ONNX, validate every variant against Keras, write only what passes its gate.
 
@@ -113,11 +113,11 @@ def export(
 
     packaging = dict(web=web or web_dir is not None, web_dir=web_dir, web_variant=web_variant, web_format=web_format,
                      mobile=mobile or mobile_dir is not None, mobile_dir=mobile_dir, as_json=as_json,
-                     artifacts=artifacts)
+                     workspace=workspace)
     if (packaging["web"] or packaging["mobile"]) and not (reexport or int8 or fp16):
         from ..exporters.web.package import exported_model
 
-        existing = exported_model(target, artifacts, out)
+        existing = exported_model(target, workspace, out)
         if existing is not None and not as_json:
             say(("already exported: ", "dim"), str(existing), ("  (packaging it; --reexport converts again)", "dim"),
                 target=err_console)
@@ -127,7 +127,7 @@ def export(
     eval_data = eval_data or data
     variants = ("fp32",) + (("int8",) if int8 else ()) + (("fp16",) if fp16 else ())
     job, notes = prepare_job(
-        target, variants=variants, artifacts=artifacts, data_dir=data_dir, calib_data=calib_data,
+        target, variants=variants, workspace=workspace, data_dir=data_dir, calib_data=calib_data,
         eval_data=eval_data, labels_file=labels, eval_limit=eval_limit, out_dir=out, opset=opset,
         quant=QuantOptions(mode=quant, calibration=calib_method, calib_size=calib_size),
         gates=_gates(max_diff, min_agreement, max_int8_drop, min_int8_agreement), preprocess=preprocess,
@@ -164,13 +164,13 @@ def export(
 
 
 def _package(fp32_model: Path, web: bool, web_dir: OptPath, web_variant: str, web_format: str, mobile: bool,
-             mobile_dir: OptPath, as_json: bool, artifacts: OptPath = None) -> None:
+             mobile_dir: OptPath, as_json: bool, workspace: OptPath = None) -> None:
     """--web / --mobile: package the exported .onnx files (edgecls.exporters.web); bundles of a shipped model
     go to the workspace."""
     from ..exporters.web.package import package
-    from ..runtime.paths import is_shipped, workspace_dir
+    from ..runtime.store import locate
 
-    folder = workspace_dir(artifacts) / fp32_model.parent.name if is_shipped(fp32_model) else fp32_model.parent
+    folder = locate(fp32_model).folder.output_dir(workspace)
     done = package(fp32_model, (web_dir or folder / "web") if web else None, web_variant,
                    (mobile_dir or folder / "mobile") if mobile else None,
                    log=(lambda m: None) if as_json else (lambda m: say((m, "dim"), target=err_console)),
@@ -204,7 +204,7 @@ def validate(
     max_int8_drop: float = GateOptions["max_int8_drop"],
     as_json: bool = JsonOption,
     data_dir: OptPath = DataDirOption,
-    artifacts: OptPath = ArtifactsOption,
+    workspace: OptPath = WorkspaceOption,
 ) -> None:
     """Re-run validation of an exported model against its Keras source; exits 1 if a gate fails."""
     from ..errors import ModelNotFoundError
@@ -213,7 +213,7 @@ def validate(
     from ..runtime.errors import EdgeclsError
 
     try:
-        source, data = revalidation_inputs(model, keras_model, eval_data, eval_limit, artifacts, data_dir)
+        source, data = revalidation_inputs(model, keras_model, eval_data, eval_limit, workspace, data_dir)
     except ModelNotFoundError:
         if keras_model is not None or eval_data is None:
             raise
@@ -240,7 +240,7 @@ def _bare_validation(model: Path, folder: Path) -> dict[str, Any]:
     """onnx.checker full_check, the runtime's model checks, and accuracy on a labelled folder."""
     from ..evaluation import evaluate_onnx
     from ..exporters.export import check_file
-    from ..exporters.onnx_int8 import read_info
+    from ..runtime.metadata import read_info
 
     failures = []
     try:
@@ -255,13 +255,13 @@ def _bare_validation(model: Path, folder: Path) -> dict[str, Any]:
             "failures": failures, "passed": not failures, "validation_data": f"{folder} ({scored['num_samples']} images)"}
 
 
-def export_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
+def export_rows(workspace: OptPath = None) -> list[dict[str, Any]]:
     """One row per exported variant, read from the <name>.export.json reports (workspace first, then the
     shipped zoo; a model exported in the workspace shadows the shipped one)."""
-    from ..runtime.paths import search_dirs
+    from ..runtime.store import search_dirs
 
     rows, first = [], {}
-    for root in search_dirs(artifacts_root):
+    for root in search_dirs(workspace):
         for path in sorted(root.glob("*/*.export.json")):
             first.setdefault(path.parent.name, path)
     for _, path in sorted(first.items()):
@@ -280,10 +280,10 @@ def export_rows(artifacts_root: OptPath = None) -> list[dict[str, Any]]:
 def exports(
     as_json: bool = JsonOption,
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (as in README)."),
-    artifacts: OptPath = ArtifactsOption,
+    workspace: OptPath = WorkspaceOption,
 ) -> None:
     """List exported models with their validation results (from the export reports)."""
-    rows = export_rows(artifacts)
+    rows = export_rows(workspace)
     if as_json:
         print(json.dumps(rows, indent=2))
         return

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from .root import ArtifactsOption, app, console, err_console, print_table
+from .root import WorkspaceOption, app, console, err_console, print_table
 from .interrupt import stop_on_interrupt
 
 MAX_TABLE_ROWS = 200
@@ -39,7 +39,7 @@ def infer(
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout (same as --format json)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --output file that is not an edgecls "
                                "predictions file (inputs and the model are never overwritten)."),
-    artifacts: Optional[Path] = ArtifactsOption,
+    workspace: Optional[Path] = WorkspaceOption,
     engine: str = typer.Option("local", "--engine", help="local (this machine) | ray (a Ray cluster, Ray Data)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head host:port, ray://host:port or "
                                               "auto (default: $RAY_ADDRESS, else a local Ray instance)."),
@@ -52,7 +52,7 @@ def infer(
     from ..runtime.errors import EdgeclsError
     from ..runtime.files import iter_image_files
     from ..runtime.outputs import PredictionFile, RunTally, Writer, check_output, choose_format
-    from ..runtime.paths import resolve_model
+    from ..runtime.store import find_onnx, looks_like_path
     from ..runtime.stream import classify_stream
 
     if int8 + fp16 + fp32 > 1:
@@ -65,18 +65,18 @@ def infer(
         return infer_on_ray(inputs, model=model, variant="int8" if int8 else "fp16" if fp16 else "fp32",  # auto: fp32
                             device=device, batch_size=batch_size, threads=threads, recursive=recursive, top_k=top_k,
                             output=output, fmt="json" if as_json else fmt, force=force, address=ray_address,
-                            actors=actors, artifacts=artifacts)
+                            actors=actors, workspace=workspace)
     if ray_address or actors:
         raise EdgeclsError("--ray-address and --actors need --engine ray")
     variant = "int8" if int8 else "fp16" if fp16 else "fp32" if fp32 else "auto"
     choice = None
-    if variant == "auto" and Path(model).suffix != ".onnx" and not Path(model).is_file():
+    if variant == "auto" and not looks_like_path(model):
         from ..runtime.variant_choice import choose_variant
 
-        choice = choose_variant(model, device, threads, artifacts, spin=False)  # fastest validated variant here
+        choice = choose_variant(model, device, threads, workspace, spin=False)  # fastest validated variant here
         model_path = choice.path
     else:
-        model_path = resolve_model(model, "fp32" if variant == "auto" else variant, artifacts)
+        model_path = find_onnx(model, "fp32" if variant == "auto" else variant, workspace)
     if output is not None:  # before the model loads and before the first image is decoded
         check_output(output, inputs, recursive=recursive, force=force, protected=[model_path])
     fmt = choose_format(output, fmt, as_json)

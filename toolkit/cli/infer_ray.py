@@ -36,16 +36,16 @@ def infer_on_ray(
     force: bool,
     address: Optional[str],
     actors: Optional[int],
-    artifacts: Optional[Path],
+    workspace: Optional[Path],
 ) -> None:
     from ..distributed import classify_dataset, prediction_schema, require_ray
     from ..distributed.cluster import cluster_address, ray_cluster
     from ..distributed.sources import image_dataset, resolve_sources
-    from ..runtime.paths import resolve_model
+    from ..runtime.store import find_onnx
     from .ray_outputs import ArrowSink, check_ray_output
 
     require_ray()
-    model_path = resolve_model(model, variant, artifacts)
+    model_path = find_onnx(model, variant, workspace)
     fmt, folder = check_ray_output(output, fmt, inputs, recursive=recursive, force=force, model=model_path)
     assert output is not None  # check_ray_output refuses a missing --output
     threads = threads or 1

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import typer
 
-from .root import ArtifactsOption, JsonOption, OptPath, app, err_console, say
+from .root import WorkspaceOption, JsonOption, OptPath, app, err_console, say
 from .export import GateOptions, print_variants
 
 
-def default_output(model: Path, name: str, artifacts: OptPath) -> Path:
-    """<stem>.int8.onnx beside the input; in the workspace when the input is a shipped file."""
-    from ..runtime.paths import is_shipped, workspace_dir
+def default_output(model: Path, name: str, workspace: OptPath) -> Path:
+    """The int8 file of the input's model: beside the input, or in the workspace when the input is shipped."""
+    from ..runtime.store import ModelFolder, locate
 
-    stem = model.name[: -len(".onnx")] if model.name.endswith(".onnx") else model.stem
-    if is_shipped(model):
-        return workspace_dir(artifacts) / (name or stem) / f"{stem}.int8.onnx"
-    return model.with_name(f"{stem}.int8.onnx")
+    ref = locate(model)
+    folder = ref.folder if not ref.folder.shipped else ModelFolder(name or ref.name, ref.folder.output_dir(workspace))
+    return ModelFolder(ref.name, folder.directory).variant_path("int8")
 
 
 @app.command()
@@ -34,17 +33,16 @@ def quantize(
     max_int8_drop: float = GateOptions["max_int8_drop"],
     min_int8_agreement: float = GateOptions["min_int8_agreement"],
     as_json: bool = JsonOption,
-    artifacts: OptPath = ArtifactsOption,
+    workspace: OptPath = WorkspaceOption,
 ) -> None:
     """Quantize an fp32 .onnx to int8, validated against the fp32 file on labelled images held apart from
     calibration; written only if it passes the int8 gates (exit 1 and nothing written otherwise)."""
-    from ..data.recorded import folder_test_split
     from ..exporters.errors import ExportError, GateError
-    from ..exporters.export import EvalData
-    from ..exporters.onnx_int8 import quantize_onnx, read_info
-    from ..exporters.quantize import QuantOptions, stratified_sample
+    from ..exporters.onnx_int8 import quantize_onnx
+    from ..exporters.quantize import QuantOptions
     from ..exporters.validate import Gates
-    from ..exporting import read_labelled_folder
+    from ..exporting import export_data
+    from ..runtime.metadata import read_info
     from ..runtime.spec import InputSpec
     from ..runtime.transforms import Pipeline
 
@@ -53,30 +51,21 @@ def quantize(
     if not model.is_file():
         raise ExportError(f"{model}: no such model file")
     info = read_info(model)
-    target = Path(out) if out else default_output(model, info.name, artifacts)
+    target = Path(out) if out else default_output(model, info.name, workspace)
     if target.exists() and target.resolve() == model.resolve():
         raise ExportError(f"{target}: is the input model; give --out a new path")
     spec = InputSpec(info.input_spec.height, info.input_spec.width, info.input_spec.channels)
     pipeline = Pipeline.parse(info.preprocess or None, str(model))
     options = QuantOptions(mode=quant, calibration=calib_method, calib_size=calib_size)
-    calib, _, skipped = read_labelled_folder(calib_data, spec, tuple(info.labels), pipeline)
-    for line in skipped:
-        say(("skipped ", "yellow"), line, target=err_console)
-    if eval_data is not None:
-        test = folder_test_split(eval_data, list(info.labels), spec, pipeline)
-        evaluation = EvalData(test.x, test.y, f"{eval_data} ({len(test)} images)")
-    else:  # one folder: at most half calibrates, int8 is scored on the rest (the validator drops the overlap)
-        evaluation = EvalData(calib.x, calib.y, f"{calib_data} ({len(calib)} images; int8 is scored on those not "
-                              "used to calibrate)")
-        if options.calib_size > len(calib) // 2:
-            options = QuantOptions(mode=quant, calibration=calib_method, calib_size=max(1, len(calib) // 2))
-            say((f"calibrating on {options.calib_size} of the {len(calib)} images in {calib_data}; the others "
-                 "validate it (give --eval-data to validate on a separate folder)", "yellow"), target=err_console)
-    pick = stratified_sample(calib.y, len(calib), options.calib_size, options.seed)
+    # one folder: at most half calibrates, int8 is scored on the rest (the validator drops the overlap)
+    data = export_data(None, spec, pipeline, tuple(info.labels), options, True, calib_data=calib_data,
+                       eval_data=eval_data, eval_limit=None, data_dir=None)
+    for note in data.notes:
+        say((note, "yellow"), target=err_console)
     gates = Gates(int8_max_accuracy_drop=max_int8_drop, int8_min_agreement=min_int8_agreement / 100)
     log = (lambda m: None) if as_json else (lambda m: say((m, "dim"), target=err_console))
     try:
-        report = quantize_onnx(model, target, calib.x[pick], evaluation, options, gates, log)
+        report = quantize_onnx(model, target, data.calibration.x, data.evaluation, data.quant, gates, log)
     except GateError as exc:
         if exc.report is not None:
             _show(exc.report, as_json)

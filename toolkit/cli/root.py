@@ -18,13 +18,18 @@ app = typer.Typer(
 console = Console(soft_wrap=True)  # messages carry paths: never break them
 err_console = Console(stderr=True, soft_wrap=True)
 
+# Both read their environment variable themselves (edgecls.config, edgecls.runtime.store), so a relative value
+# means the folder the command started in.
 DataDirOption = typer.Option(
-    None, "--data-dir", envvar="EDGECLS_DATA", help="Folder holding the data set files (mnist.npz, cifar10.tar.gz, ...)."
+    None, "--data-dir", help="Folder holding the data set files (mnist.npz, cifar10.tar.gz, ...) "
+                             "[default: $EDGECLS_DATA, else ~/.edgecls/datasets]."
 )
-ArtifactsOption = typer.Option(
-    None, "--project", "--artifacts", envvar="EDGECLS_ARTIFACTS",
-    help="Workspace folder: models are read from it, then from the shipped zoo; everything written goes here "
-         "(default: ./artifacts, or ./workspace inside the edgecls checkout).")
+WorkspaceOption = typer.Option(
+    None, "--workspace", metavar="DIR",
+    help="Your models' folder: models are read from it, then from the shipped zoo; everything written goes here "
+         "[default: $EDGECLS_WORKSPACE, else ./workspace].")
+# Older spellings of --workspace, still accepted (main() rewrites them before parsing).
+WORKSPACE_ALIASES = ("--project", "--artifacts")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 OptPath = Optional[Path]

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .root import ArtifactsOption, app
+from .root import WorkspaceOption, app
 
 
 @app.command()
@@ -29,7 +29,7 @@ def serve(
     drain: float = typer.Option(30, "--drain", min=0, help="Seconds in-flight requests may take to finish on shutdown."),
     log_level: str = typer.Option("info", "--log-level", help="critical | error | warning | info | debug."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request."),
-    artifacts: Optional[Path] = ArtifactsOption,
+    workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
     r"""Serve models over HTTP until Ctrl-C / SIGTERM (then in-flight requests finish). Needs `pip install edgecls\[serve]`."""
     from ..runtime.errors import EdgeclsError
@@ -45,5 +45,5 @@ def serve(
     config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
                          max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout, top_k=top_k, drain_s=drain)
     variant = "int8" if int8 else "fp16" if fp16 else "fp32"
-    served = load_models(models or ["mnist"], variant=variant, device=device, threads=threads, artifacts=artifacts)
+    served = load_models(models or ["mnist"], variant=variant, device=device, threads=threads, workspace=workspace)
     run_server(served, config, host=host, port=port, log_level=log_level, access_log=access_log)

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .root import ArtifactsOption, DataDirOption, OptPath, app, err_console, say
+from .root import WorkspaceOption, DataDirOption, OptPath, app, err_console, say
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -45,20 +45,20 @@ def train(
     train_limit: Optional[int] = typer.Option(None, "--train-limit", help="Train on a stratified subset of this size."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore resume checkpoints and start over."),
     data_dir: OptPath = DataDirOption,
-    artifacts: OptPath = ArtifactsOption,
+    workspace: OptPath = WorkspaceOption,
 ) -> None:
     """Train, keep the best validation epoch, test once, save model + metrics + history to <workspace>/NAME/.
 
     With --data: transfer learning from a zoo model (new head, then fine-tuning), recipe scaled to the data.
 
     Interrupted zoo runs resume from their last finished epoch when started again."""
-    from ..artifacts import ModelArtifacts
+    from ..runtime.store import workspace_folder
     from ..errors import EdgeclsError
     from ..training.recipe import Overrides
 
     overrides = Overrides(batch_size, lr, epochs, patience, val_split)
     overrides.check()
-    out = ModelArtifacts.in_workspace(name, artifacts)
+    out = workspace_folder(name, workspace)
     verbose = 1 if sys.stdout.isatty() else 2
     if data is None:
         for flag, value in (("--from", from_model), ("--scratch", scratch), ("--arch", arch)):
@@ -77,10 +77,10 @@ def train(
         if image_size or channels:
             raise EdgeclsError("--image-size/--channels apply to --scratch; transfer learning uses the backbone's "
                                "input (images are resized to it)")
-        result, dataset = _train_transfer(name, Path(data), from_model, overrides, out, artifacts, seed, verbose)
-    test = result.card["test"]
-    say(("done ", "bold green"), f"{name}: test accuracy {test['accuracy'] * 100:.2f}% on "
-        f"{test['num_samples']} images, {result.card['training']['train_seconds']:.0f}s training")
+        result, dataset = _train_transfer(name, Path(data), from_model, overrides, out, workspace, seed, verbose)
+    test = result.card.test
+    say(("done ", "bold green"), f"{name}: test accuracy {test.accuracy * 100:.2f}% on "
+        f"{test.num_samples} images, {result.card.training['train_seconds']:.0f}s training")
     if getattr(dataset, "skipped", None):  # trained, but not on every image given: scripts should know
         raise typer.Exit(2)
 
@@ -138,7 +138,7 @@ def _train_scratch(name, data, arch, image_size, channels, overrides, out, seed,
                        verbose=verbose, on_log=lambda msg: say(msg, target=err_console), recipe=recipe), dataset
 
 
-def _train_transfer(name, data, from_model, overrides, out, artifacts, seed, verbose):
+def _train_transfer(name, data, from_model, overrides, out, workspace, seed, verbose):
     from ..data import load_image_folder
     from ..training.backbones import choose_backbone, find_backbone, look_at
     from ..training.recipe import transfer_recipe
@@ -147,7 +147,7 @@ def _train_transfer(name, data, from_model, overrides, out, artifacts, seed, ver
 
     if from_model is not None:
         choice_name, reason = from_model, "--from"
-        keras_path, card = find_backbone(from_model, artifacts)  # a bad name fails before any image is read
+        keras_path, card = find_backbone(from_model, workspace)  # a bad name fails before any image is read
     else:
         if not Path(data).is_dir():
             from ..errors import DataError
@@ -155,7 +155,7 @@ def _train_transfer(name, data, from_model, overrides, out, artifacts, seed, ver
             raise DataError(f"{data}: not a directory (expected one sub-folder per class)")
         choice = choose_backbone(look_at(data, seed))
         choice_name, reason = choice.name, choice.reason
-        keras_path, card = find_backbone(choice_name, artifacts)
+        keras_path, card = find_backbone(choice_name, workspace)
     backbone = Backbone(get_model_spec(choice_name), keras_path, card, reason)
     dataset = load_image_folder(data, backbone.input_spec(), seed=seed, pipeline=backbone.pipeline())
     _report_skipped(dataset)

@@ -54,6 +54,25 @@ def read_labelled_images(root: Path, classes: list[str], spec: InputSpec, skippe
     return Split(np.stack(xs), np.array(ys, dtype=np.int64))
 
 
+def read_labelled_folder(folder: Path, spec: InputSpec, classes: Optional[tuple[str, ...]] = None,
+                         pipeline: Optional[Pipeline] = None):
+    """All images of `folder/<class>/`; raises a clear error for a missing, empty or unlabelled folder."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a directory")
+    found = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    if not found:
+        loose = any(p.is_file() for p in folder.iterdir())
+        raise DataError(f"{folder}: {'unlabelled images' if loose else 'empty folder'}; "
+                        "put images in one sub-folder per class (folder/<class>/*.png)")
+    classes = classes or found
+    missing = [c for c in found if c not in classes]
+    if missing:
+        raise DataError(f"{folder}: sub-folders {missing} are not among the model's labels {list(classes)}")
+    skipped: list[str] = []
+    split = read_labelled_images(folder, list(classes), spec, skipped, pipeline)
+    return split, classes, skipped
+
+
 def load_image_folder(
     root: Path, spec: InputSpec, test_fraction: float = 0.2, seed: int = 1337, pipeline: Optional[Pipeline] = None
 ) -> Dataset:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Optional, Union
 
-from ..runtime.paths import resolve_model
+from ..runtime.store import find_onnx
 from .predictor import Predictor
 from .ray_import import require_ray
 
@@ -18,7 +18,7 @@ def classify_dataset(
     model: Union[str, os.PathLike] = "mnist",
     *,
     variant: str = "fp32",
-    artifacts: Optional[Union[str, os.PathLike]] = None,
+    workspace: Optional[Union[str, os.PathLike]] = None,
     device: str = "auto",
     batch_size: int = 256,
     actors: Optional[int] = None,
@@ -42,7 +42,7 @@ def classify_dataset(
     that cannot be read or decoded becomes a row with its reason in `error`, never a failed job.
     """
     ray = require_ray()
-    path = resolve_model(model, variant, artifacts)
+    path = find_onnx(model, variant, workspace)
     compute = (ray.data.ActorPoolStrategy(size=actors) if actors
                else ray.data.ActorPoolStrategy(min_size=1, max_size=None))
     return ds.map_batches(

@@ -40,7 +40,7 @@ class Predictor:
         device: str = "auto",
         threads: Optional[int] = 1,
         top_k: int = 1,
-        artifacts: Optional[str] = None,
+        workspace: Optional[str] = None,
     ) -> None:
         import warnings
 
@@ -65,7 +65,7 @@ class Predictor:
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         else:
-            self.classifier = Classifier(model, artifacts=artifacts, **options)
+            self.classifier = Classifier(model, workspace=workspace, **options)
         self.schema = prediction_schema(top_k)
 
     def __call__(self, batch: "pa.Table") -> "pa.Table":

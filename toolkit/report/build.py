@@ -10,7 +10,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import config
-from ..artifacts import ModelArtifacts, load_keras_model
+from ..keras_files import load_keras_model
 from ..errors import ModelNotFoundError
 from ..runtime.atomic import write_bytes_atomic
 from . import data, figures, page
@@ -21,35 +21,25 @@ def _latest_bench(directory: Path) -> Optional[dict[str, Any]]:
     return json.loads(files[-1].read_text()) if files else None
 
 
-def build_report(name: str, artifacts: Optional[config.PathLike] = None,
+def build_report(name: str, workspace: Optional[config.PathLike] = None,
                  data_dir: Optional[config.PathLike] = None, folder: Optional[Path] = None) -> Path:
     """Write <workspace>/<name>/report.html and figures/ for a model (a shipped one is read, never written);
     scored on the model's own held-out test split, or on `folder` (--data)."""
-    from ..artifacts import resolve_source
-    from ..data.recorded import card_test_split, folder_test_split
-    from ..data.types import preprocess_split
+    from ..data.plan import DataPlan
     from ..exporters.reference import keras_probabilities
-    from ..exporting import declared_pipeline
-    from ..runtime.spec import InputSpec
+    from ..keras_source import resolve_source
     from ..runtime.classifier import Classifier
 
-    source = resolve_source(name, artifacts)
+    source = resolve_source(name, workspace)
     card = source.card
     if card is None:
         raise ModelNotFoundError(f"{source.keras_path}: no model card (metrics.json) beside it; a report needs a "
                                  "model trained by `edgecls train`")
-    name = source.name
-    art = ModelArtifacts(source.directory)
-    out_dir = source.output_dir
-    classes = card["classes"]
+    folder_read, out_dir = source.ref.folder, source.output_dir
+    classes = list(card.classes)
     # figures and accuracy as users get them: through the declared preprocessing
-    spec, pipeline = InputSpec.from_dict(card["input_spec"]), declared_pipeline(name, card, None)
-    if folder is not None:
-        test, n_what = folder_test_split(folder, list(classes), spec, pipeline), str(folder)
-    else:
-        raw, n_what = card_test_split(card, data_dir, pipeline)
-        test = preprocess_split(raw, spec, pipeline)
-    keras_probs = keras_probabilities(load_keras_model(art.keras_path), test.x)
+    test = DataPlan.for_card(card, folder=folder, data_dir=data_dir).test()
+    keras_probs = keras_probabilities(load_keras_model(source.keras_path), test.x)
     predictions = {"Keras": keras_probs}
     int8_path = source.variant_files()["int8"]
     if int8_path.is_file():
@@ -59,7 +49,7 @@ def build_report(name: str, artifacts: Optional[config.PathLike] = None,
     shown = "ONNX int8" if "ONNX int8" in predictions else "Keras"
 
     pngs: dict[str, bytes] = {}
-    history = json.loads(art.history_path.read_text()) if art.history_path.is_file() else None
+    history = json.loads(folder_read.history_path.read_text()) if folder_read.history_path.is_file() else None
     if history:
         pngs["training_curves"] = figures.training_curves(history)
     for k, p in predictions.items():
@@ -74,7 +64,7 @@ def build_report(name: str, artifacts: Optional[config.PathLike] = None,
     mistakes = data.worst_mistakes(predictions[shown], test.y, 24)
     if mistakes:
         pngs["worst_mistakes"] = figures.mistakes_grid(test.x, mistakes, classes)
-    bench = _latest_bench(out_dir) or _latest_bench(art.directory)
+    bench = _latest_bench(out_dir) or _latest_bench(folder_read.directory)
     chart = figures.bench_chart(bench)
     if chart:
         pngs["benchmark"] = chart
@@ -87,19 +77,17 @@ def build_report(name: str, artifacts: Optional[config.PathLike] = None,
 
 
 def _html(card, reports, pngs, shown, bench, n_test) -> str:
-    training = card["training"]
     rows = [[k, f"{r['accuracy'] * 100:.2f}%", f"{r['macro_avg']['f1']:.3f}"] for k, r in reports.items()]
     sections = [
         ("Summary", page.table(["model", "test accuracy", "macro F1"], rows) +
-         f"<p class=\"note\">{card['params']:,} parameters, {card['macs'] / 1e6:.2f} M multiply-accumulates per image. "
-         f"Trained {training['epochs_run']} epochs (best {training['best_epoch']}) in {training['train_seconds']:.0f} s "
-         f"on {training['device']}, seed {training['seed']}. {card.get('caveat', '')}</p>"),
+         f"<p class=\"note\">{card.params:,} parameters, {card.macs / 1e6:.2f} M multiply-accumulates per image. "
+         f"{card.training_note()} {card.caveat}</p>"),
     ]
     if "training_curves" in pngs:
         sections.append(("Training curves", page.figure(pngs["training_curves"], "loss and accuracy per epoch")))
     conf = "".join(page.figure(v, k) for k, v in pngs.items() if k.startswith("confusion_"))
     sections.append(("Confusion matrices", conf))
-    classes = card["classes"]
+    classes = card.classes
     per_rows = [[c] + [f"{r['per_class'][c][m]:.3f}" for r in reports.values() for m in ("precision", "recall", "f1")]
                 + [next(iter(reports.values()))["per_class"][c]["support"]] for c in classes]
     header = ["class"] + [f"{k} {m}" for k in reports for m in ("P", "R", "F1")] + ["support"]
@@ -112,6 +100,6 @@ def _html(card, reports, pngs, shown, bench, n_test) -> str:
     if "benchmark" in pngs:
         sections.append(("Speed", page.figure(pngs["benchmark"], "benchmark") +
                          f"<p class=\"note\">{bench['machine']}; measured {bench['created']}.</p>"))
-    subtitle = (f"{card['architecture']} on {card['dataset']} ({n_test} test images, {card['test']['split']}). "
+    subtitle = (f"{card.architecture} on {card.dataset} ({n_test} test images, {card.test.split}). "
                 f"Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by edgecls.")
-    return page.page(f"edgecls report: {card['name']}", subtitle, sections)
+    return page.page(f"edgecls report: {card.name}", subtitle, sections)

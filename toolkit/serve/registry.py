@@ -56,7 +56,7 @@ def default_threads() -> int:
 
 
 def load_models(specs: Sequence[str], *, variant: str = "fp32", device: str = "auto", threads: Optional[int] = None,
-                artifacts: Optional[Union[str, os.PathLike]] = None) -> list[ServedModel]:
+                workspace: Optional[Union[str, os.PathLike]] = None) -> list[ServedModel]:
     """Open every model once (errors name the model), refusing two models under one name."""
     threads = threads or default_threads()
     models: dict[str, ServedModel] = {}
@@ -65,7 +65,7 @@ def load_models(specs: Sequence[str], *, variant: str = "fp32", device: str = "a
         if name in models:
             raise EdgeclsError(f"two models would be served as {name!r}; name one `OTHER={model}`")
         # Idle onnxruntime threads must not spin: the event loop shares the cores between batches.
-        clf = Classifier(model, variant=variant, device=device, threads=threads, artifacts=artifacts, spin=False)
+        clf = Classifier(model, variant=variant, device=device, threads=threads, workspace=workspace, spin=False)
         models[name] = ServedModel(name, clf)
     if not models:
         raise EdgeclsError("no model to serve; name at least one (e.g. `edgecls serve mnist`)")

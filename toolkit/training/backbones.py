@@ -11,15 +11,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from ..errors import EdgeclsError, ModelNotFoundError
 from ..runtime.errors import ImageError
 from ..runtime.files import IMAGE_SUFFIXES
-from ..runtime import paths as _paths
-from ..runtime.paths import artifacts_dir
+from ..runtime.store import ModelFolder, search_dirs
+
+if TYPE_CHECKING:
+    from ..card import ModelCard
 from ..runtime.preprocess import load_pixels, open_image
 from ..runtime.spec import InputSpec
 
@@ -28,9 +30,6 @@ BACKBONES = ("cifar10", "emotion", "mnist", "fashion")
 LOOK_SAMPLE = 64  # images inspected to choose a backbone
 COLOUR_TOLERANCE = 3.0  # mean |R-G|, |G-B| in grey levels below which an RGB file is grey (JPEG noise)
 PLAIN_BACKGROUND = 0.5  # share of near-black/near-white pixels above which an image is a glyph, not a photo
-# The shipped zoo models of a source checkout (runtime.paths finds them the same way); the backbones
-# are read from here even when the user's models go elsewhere.
-SHIPPED_ARTIFACTS = Path(_paths.__file__).resolve().parent.parent / "artifacts"
 STROKE_INK = 0.2  # share of ink pixels below which glyphs are strokes (digits) rather than silhouettes
 
 
@@ -101,35 +100,21 @@ def choose_backbone(look: Look) -> Choice:
     return Choice("fashion", f"grey shapes on a plain background ({look.ink:.0%} ink): Fashion-MNIST features")
 
 
-def backbone_dirs(workspace: Optional[Path] = None) -> list[Path]:
-    """Where trained zoo models are looked for, first found wins: the user's artifacts folder (--artifacts, else
-    $EDGECLS_ARTIFACTS: a zoo model retrained there), then the models shipped with edgecls."""
-    dirs = []
-    for candidate in (Path(workspace) if workspace else None, artifacts_dir(None), SHIPPED_ARTIFACTS):
-        if candidate is not None and candidate not in dirs:
-            dirs.append(candidate)
-    return dirs
-
-
-def find_backbone(name: str, workspace: Optional[Path] = None) -> tuple[Path, dict[str, Any]]:
-    """The backbone's model.keras and its card, or a one-line error saying what exists."""
-    import json
-
+def find_backbone(name: str, workspace: Optional[Path] = None) -> tuple[Path, "ModelCard"]:
+    """The backbone's model.keras and its card (a zoo model retrained in the workspace first, then the shipped
+    one), or a one-line error saying what exists."""
+    from ..card import read_card
     from ..zoo import MODELS
 
     if name not in MODELS:
         known = ", ".join(BACKBONES)
         raise ModelNotFoundError(f"--from {name!r}: not a zoo model; backbones: {known} "
                                  f"(or any of {', '.join(m for m in MODELS if m not in BACKBONES)})")
-    for root in backbone_dirs(workspace):
-        keras_path, card_path = root / name / "model.keras", root / name / "metrics.json"
-        if keras_path.is_file() and card_path.is_file():
-            try:
-                card = json.loads(card_path.read_text())
-            except (OSError, ValueError) as exc:
-                raise EdgeclsError(f"{card_path}: unreadable model card ({exc})") from None
-            return keras_path, card
-    looked = ", ".join(str(d / name / "model.keras") for d in backbone_dirs(workspace))
+    for root in search_dirs(workspace):
+        folder = ModelFolder(name, root / name)
+        if folder.trained():
+            return folder.keras_path, read_card(folder.card_path)
+    looked = ", ".join(str(d / name / "model.keras") for d in search_dirs(workspace))
     raise ModelNotFoundError(f"--from {name!r}: no trained model (looked for {looked}); "
                              f"train it with `edgecls train {name}` or use --scratch")
 
@@ -140,7 +125,7 @@ def load_backbone_weights(model: Any, keras_path: Path) -> list[str]:
     The file is loaded with Keras safe_mode on. Layers are matched by position and type, so models whose
     layer names were generated (baselines) match too; only the final classifier is left as built.
     Returns the names of the layers that received weights."""
-    from ..artifacts import load_keras_model
+    from ..keras_files import load_keras_model
 
     source = load_keras_model(keras_path)
     ours, theirs = model.layers, source.layers

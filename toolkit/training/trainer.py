@@ -1,37 +1,27 @@
 """Train a registry model on a data set, seeded and resumable, and save its artifacts.
 
 Resume: the epoch, weights and optimizer state are backed up every epoch under
-artifacts/<name>/.train/, so a killed run (or a session that ends) continues where it stopped.
+<workspace>/<name>/.train/, so a killed run (or a session that ends) continues where it stopped.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from ..machine import cpu_has_native_bf16, cpu_name
-from ..artifacts import ModelArtifacts, save_keras_atomic, sha256_file, write_json_atomic
+from ..runtime.atomic import write_json_atomic
+from ..runtime.store import ModelFolder
 from ..data.types import Dataset, Split, preprocess_split, stratified_holdout
-from ..runtime.metrics import classification_report
 from ..runtime.transforms import Pipeline
 from ..zoo.registry import ModelSpec, TrainConfig
+from .finish import TrainFacts, TrainResult, finish_training
 from .prepare import realistic_extras
-from ..zoo.stats import model_stats
-
-
-@dataclass
-class TrainResult:
-    artifacts: ModelArtifacts
-    card: dict[str, Any]
-    history: dict[str, list[float]]
 
 
 def _tensorflow_gpus() -> list:
@@ -150,7 +140,7 @@ def _read_history(path) -> dict[str, list[float]]:
 def train_model(
     spec: ModelSpec,
     dataset: Dataset,
-    artifacts: ModelArtifacts,
+    folder: ModelFolder,
     *,
     seed: int = 1337,
     epochs: Optional[int] = None,
@@ -167,7 +157,6 @@ def train_model(
     import keras
     import tensorflow as tf
 
-    from ..exporters.reference import keras_probabilities
     from .pipeline import make_dataset
 
     started = time.perf_counter()
@@ -194,7 +183,7 @@ def train_model(
     train_ds = make_dataset(train_split, k, cfg.batch_size, shuffle=True, seed=seed, augment=cfg.augment)
     val_ds = make_dataset(val_split, k, 512, shuffle=False, seed=seed)
 
-    work = artifacts.work_dir
+    work = folder.train_dir
     resuming = (work / "backup").is_dir() and not fresh
     if not resuming and work.exists():
         shutil.rmtree(work)  # a finished or abandoned run: start clean, keep no stale history
@@ -249,92 +238,11 @@ def train_model(
         model.load_weights(best_weights)
     best_epoch = int(np.argmax(history["val_accuracy"]))
 
-    # Ship an inference copy: float32, same weights, no optimizer state (smaller, nothing to resume).
-    # Metrics are measured on this copy, so they describe exactly what is shipped.
-    shipped = spec.build(dataset.input_spec, k)
-    shipped.set_weights(model.get_weights())
-    probs = keras_probabilities(shipped, test_split.x)
-    report = classification_report(test_split.y, probs.argmax(axis=1), dataset.classes)
-    val_probs = keras_probabilities(shipped, val_split.x)
-    val_acc = float((val_probs.argmax(axis=1) == val_split.y).mean())
-    save_keras_atomic(shipped, artifacts.keras_path)
-
-    card = build_card(spec, dataset, shipped, report, val_acc, history, best_epoch,
-                      seed=seed, epochs=epochs, train_n=len(train_split), val_n=len(val_split), device=device,
-                      precision=policy)
-    card["sha256"] = sha256_file(artifacts.keras_path)
-    if recipe is not None:
-        card["training"]["recipe"] = recipe
-    # data prep to saved model, summed over the processes of a resumed run (each counted to its last full epoch)
-    card["training"]["wall_seconds"] = round(prior_wall + time.perf_counter() - started, 1)
-    card["training"]["resumed"] = resuming
-    write_json_atomic(artifacts.history_path, {key: history[key] for key in sorted(history)})
-    write_json_atomic(artifacts.metrics_path, card)
+    # wall time: data prep to saved model, summed over the processes of a resumed run (each counted to its last
+    # full epoch)
+    training = {**({"recipe": recipe} if recipe is not None else {}), "resumed": resuming}
+    facts = TrainFacts(seed, epochs, len(train_split), device, policy, training, started, prior_wall)
+    result = finish_training(spec, dataset, model, folder, history, best_epoch, test_split, val_split, facts,
+                             on_log=on_log)
     best_weights.unlink(missing_ok=True)
-    on_log(f"{spec.name}: test accuracy {report['accuracy']:.4f} (best epoch {best_epoch + 1}); "
-           f"saved {artifacts.keras_path}")
-    return TrainResult(artifacts, card, history)
-
-
-def _fonts_used(spec) -> dict[str, Any]:
-    """The augmentation fonts come from the system: record which, so a rerun can be compared."""
-    if not spec.realistic or not spec.realistic.font_renderings:
-        return {}
-    from ..data.realistic import augment_fonts
-
-    return {"augment_fonts": [p.name for p in augment_fonts()]}
-
-
-def build_card(spec, dataset, model, report, val_acc, history, best_epoch, *, seed, epochs, train_n, val_n,
-               device, precision) -> dict[str, Any]:
-    import keras
-    import tensorflow as tf
-
-    from ..data.catalog import DATASETS
-    from ..data.recorded import data_record, portable_source
-
-    info = DATASETS.get(dataset.name)
-    cfg = spec.train
-    return {
-        "name": spec.name,
-        "role": spec.role,
-        "architecture": spec.summary,
-        "dataset": dataset.name,
-        "dataset_source": portable_source(dataset),
-        # Where the data came from and its held-out test split, so export/eval/bench/report need no flags.
-        "data": data_record(dataset, cfg.val_fraction),
-        "classes": list(dataset.classes),
-        "input_spec": dataset.input_spec.to_dict(),
-        # Declared preprocessing, applied to every split here and written into every export.
-        "preprocess": list(spec.preprocess),
-        "unsure_statistic": spec.unsure_statistic,
-        **model_stats(model),
-        "test": {
-            "split": info.test_split_note if info else "held-out test split",
-            **report,
-        },
-        "validation": {"accuracy": val_acc, "num_samples": val_n},
-        "training": {
-            "seed": seed,
-            "epochs_planned": epochs,
-            "epochs_run": len(history["val_accuracy"]),
-            "best_epoch": best_epoch + 1,
-            "train_samples": train_n,
-            "train_seconds": round(float(sum(history.get("epoch_seconds", []))), 1),
-            "batch_size": cfg.batch_size,
-            "optimizer": cfg.optimizer,
-            "learning_rate": cfg.learning_rate,
-            "schedule": cfg.schedule,
-            "label_smoothing": cfg.label_smoothing,
-            "val_fraction": None if cfg.use_official_val and dataset.val is not None else cfg.val_fraction,
-            "early_stopping_patience": cfg.early_stopping_patience,
-            "augment": None if cfg.augment is None else asdict(cfg.augment),
-            "realistic": None if spec.realistic is None else {**asdict(spec.realistic), **_fonts_used(spec)},
-            "device": device,
-            "precision": precision,
-            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-        },
-        "source_claim": spec.source_claim,
-        "caveat": info.caveat if info else "",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    return result

@@ -16,16 +16,17 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..artifacts import ModelArtifacts, save_keras_atomic, sha256_file, write_json_atomic
-from ..data.catalog import dataset_info
+from ..card import ModelCard
 from ..data.types import Dataset, preprocess_split, stratified_holdout
-from ..runtime.metrics import classification_report
+from ..keras_files import sha256_file
 from ..runtime.spec import InputSpec
+from ..runtime.store import ModelFolder
 from ..runtime.transforms import Pipeline
 from ..zoo.registry import ModelSpec, TrainConfig
 from .backbones import head_layer, load_backbone_weights
 from .recipe import TransferRecipe
-from .trainer import TrainResult, build_card, precision_policy, select_device
+from .finish import TrainFacts, TrainResult, finish_training
+from .trainer import precision_policy, select_device
 
 PhaseHook = Callable[[str, Any], None]
 
@@ -36,7 +37,7 @@ class Backbone:
 
     spec: ModelSpec
     keras_path: Path
-    card: dict[str, Any]
+    card: ModelCard
     reason: str = ""  # why it was chosen (automatic choice) or "--from"
 
     @property
@@ -45,13 +46,12 @@ class Backbone:
 
     def input_spec(self) -> InputSpec:
         """The input the backbone's features were trained at: the user's images are brought to it."""
-        return InputSpec.from_dict(self.card["input_spec"]) if "input_spec" in self.card else \
-            dataset_info(self.spec.dataset).input_spec
+        return self.card.input_spec
 
     def pipeline(self) -> Pipeline:
         """The preprocessing the backbone was trained through (its card, else its zoo declaration)."""
-        steps = self.card.get("preprocess", list(self.spec.preprocess))
-        return Pipeline.parse(steps or None, f"{self.keras_path.parent / 'metrics.json'}")
+        steps = self.card.preprocess if self.card.preprocess is not None else self.spec.preprocess
+        return Pipeline.parse(list(steps) or None, str(self.card.source or self.keras_path.parent / "metrics.json"))
 
     def custom_spec(self, name: str, dataset: Dataset, recipe: TransferRecipe) -> ModelSpec:
         """The user's model: the backbone's architecture, preprocessing and unsure statistic, this recipe."""
@@ -133,7 +133,7 @@ def train_transfer(
     name: str,
     backbone: Backbone,
     dataset: Dataset,
-    artifacts: ModelArtifacts,
+    folder: ModelFolder,
     recipe: TransferRecipe,
     *,
     seed: int = 1337,
@@ -151,7 +151,6 @@ def train_transfer(
     import keras
     import tensorflow as tf
 
-    from ..exporters.reference import keras_probabilities
     from .pipeline import make_dataset
 
     started = time.perf_counter()
@@ -207,23 +206,12 @@ def train_transfer(
         raise RuntimeError("training produced no completed epoch")
     model.set_weights(best.weights)
 
-    shipped = spec.build(dataset.input_spec, k)  # float32 inference copy, as the trainer ships
-    shipped.set_weights(model.get_weights())
-    probs = keras_probabilities(shipped, test_split.x)
-    report = classification_report(test_split.y, probs.argmax(axis=1), dataset.classes)
-    val_acc = float((keras_probabilities(shipped, val_split.x).argmax(axis=1) == val_split.y).mean())
-    save_keras_atomic(shipped, artifacts.keras_path)
-
     phase_of = history["phase"]
-    card = build_card(spec, dataset, shipped, report, val_acc, history, best.best_index, seed=seed,
-                      epochs=recipe.head_epochs + recipe.finetune_epochs, train_n=len(train_split),
-                      val_n=len(val_split), device=device, precision=policy)
-    card["sha256"] = sha256_file(artifacts.keras_path)
-    card["transfer"] = {
+    transfer = {
         "backbone": backbone.name,
         "backbone_file": str(backbone.keras_path),
         "backbone_sha256": sha256_file(backbone.keras_path),
-        "backbone_test_accuracy": backbone.card.get("test", {}).get("accuracy"),
+        "backbone_test_accuracy": backbone.card.test.accuracy,
         "why": backbone.reason,
         "layers_loaded": len(loaded),
         "best_phase": "frozen" if phase_of[best.best_index] == 0 else "fine-tune",
@@ -231,10 +219,7 @@ def train_transfer(
         "finetune_epochs_run": int(sum(1 for p in phase_of if p == 1)),
         "batchnorm": "inference mode (frozen) in both phases",
     }
-    card["training"]["recipe"] = {"kind": "transfer", **recipe.to_dict(), "overrides": overrides or {}}
-    card["training"]["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_json_atomic(artifacts.history_path, {key: history[key] for key in sorted(history)})
-    write_json_atomic(artifacts.metrics_path, card)
-    on_log(f"{name}: test accuracy {report['accuracy']:.4f} (best epoch {best.best_index + 1}, "
-           f"{card['transfer']['best_phase']} phase); saved {artifacts.keras_path}")
-    return TrainResult(artifacts, card, history)
+    facts = TrainFacts(seed, recipe.head_epochs + recipe.finetune_epochs, len(train_split), device, policy,
+                       {"recipe": {"kind": "transfer", **recipe.to_dict(), "overrides": overrides or {}}}, started)
+    return finish_training(spec, dataset, model, folder, history, best.best_index, test_split, val_split, facts,
+                           transfer, on_log)

@@ -1,0 +1,75 @@
+"""The model card: every shipped card round-trips, a damaged card is one line naming the file and the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgecls.card import CARD_VERSION, CardError, card_from_dict, read_card
+
+REPO = Path(__file__).resolve().parents[2]
+CARDS = sorted((REPO / "artifacts").glob("*/metrics.json"))
+
+
+@pytest.mark.parametrize("path", CARDS, ids=lambda p: p.parent.name)
+def test_shipped_cards_read_and_write_back_unchanged(path, tmp_path):
+    raw = json.loads(path.read_text())
+    card = read_card(path)
+    assert card.name == raw["name"] and card.test.accuracy == raw["test"]["accuracy"]
+    assert list(card.classes) == raw["classes"] and card.input_spec.to_dict() == raw["input_spec"]
+    written = tmp_path / "metrics.json"
+    card.write(written)
+    again = json.loads(written.read_text())
+    assert again.pop("card_version") == CARD_VERSION
+    assert again == {k: v for k, v in raw.items() if v is not None}  # a version 1 card loses nothing rewritten
+    assert read_card(written) == card
+
+
+def _good() -> dict:
+    return json.loads((REPO / "artifacts" / "mnist" / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("field, change, message", [
+    ("name", lambda c: c.pop("name"), "field 'name' is missing"),
+    ("classes", lambda c: c.update(classes=["a", "a"]), "field 'classes' holds the same class name twice"),
+    ("classes", lambda c: c.update(classes=[]), "field 'classes' must be a non-empty list"),
+    ("test.accuracy", lambda c: c["test"].update(accuracy="99%"), "field 'test.accuracy' must be a number"),
+    ("test.accuracy", lambda c: c["test"].update(accuracy=99.4), "must be a fraction between 0 and 1"),
+    ("input_spec", lambda c: c["input_spec"].update(channels=4), "field 'input_spec' is not a valid input spec"),
+    ("params", lambda c: c.update(params="many"), "field 'params' must be an integer"),
+    ("data.kind", lambda c: c.update(data={"kind": "s3"}), "field 'data.kind' must be 'dataset' or 'folder'"),
+    ("preprocess", lambda c: c.update(preprocess=["fit"]), "field 'preprocess' must be a list of steps"),
+    ("card_version", lambda c: c.update(card_version=CARD_VERSION + 1), "newer than this edgecls reads"),
+])
+def test_a_bad_field_is_named(tmp_path, field, change, message):
+    raw = _good()
+    change(raw)
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(CardError) as err:
+        read_card(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_truncated_and_non_object_cards(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text((REPO / "artifacts" / "mnist" / "metrics.json").read_text()[:300])
+    with pytest.raises(CardError, match=r"not valid JSON .* damaged or truncated"):
+        read_card(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(CardError, match="a model card is a JSON object"):
+        read_card(path)
+    with pytest.raises(CardError, match="no model card here"):
+        read_card(tmp_path / "none.json")
+
+
+def test_an_old_card_without_a_data_record_reads_as_its_data_set():
+    raw = _good()
+    raw.pop("data", None)
+    raw.pop("preprocess")
+    card = card_from_dict(raw, Path("old.json"))
+    assert card.data is None and card.preprocess is None and card.described_source == "mnist"
+    assert card.seed == raw["training"]["seed"] and "epochs" in card.training_note()
