@@ -290,9 +290,12 @@ def markdown_reports(repo: Path = REPO) -> list[Path]:
 
 
 def report_page(path: Path) -> str:
+    """The report as published, plus a line for the date or load average it does not state."""
     text = path.read_text()
-    if not re.search(r"load average", text, re.IGNORECASE):
-        text = text.rstrip("\n") + "\n\nLoad average: " + NOT_RECORDED + ".\n"
+    missing = [what for what, pattern in (("Date", r"\d{4}-\d{2}-\d{2}"), ("Load average", r"load average"))
+               if not re.search(pattern, text, re.IGNORECASE)]
+    if missing:
+        text = text.rstrip("\n") + "\n\n" + " ".join(f"{what}: {NOT_RECORDED}." for what in missing) + "\n"
     return text
 
 

@@ -210,6 +210,10 @@ def test_published_results_carry_their_load_average_into_the_docs(tmp_path):
     assert where["load"].startswith(f"{load[0]:.2f} / ") and where["date"] == saved["measured"]["date"]
     assert bench_docs.provenance({"rows": []}) == {"machine": "not recorded", "date": "not recorded",
                                                    "load": "not recorded"}
+    assert "not recorded" not in bench_docs.report_page(out)  # the Markdown carries its date and load too
+    bare = tmp_path / "old.md"
+    bare.write_text("# old\n\n| a |\n| --- |\n| 1 |\n")
+    assert bench_docs.report_page(bare).endswith("Date: not recorded. Load average: not recorded.\n")
 
 
 # --- reference pages vs the code they list -------------------------------------------------------------------------
