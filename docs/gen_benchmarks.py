@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from gen_markdown import table
+
 REPO = Path(__file__).resolve().parent.parent
 NOT_RECORDED = "not recorded"
 
@@ -39,26 +41,6 @@ def mib(size: Optional[int]) -> str:
 
 def ratio(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.2f}x"
-
-
-def table(header: list[str], rows: list[list[str]], align: str = "") -> str:
-    align = align.ljust(len(header), "l")
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---:" if a == "r" else "---" for a in align) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows])
-
-
-def table_rows(markdown: str, first_header: str) -> list[dict[str, str]]:
-    """The rows of the first table whose header starts with `first_header`, as dicts (header -> cell): how tests
-    read a generated table back."""
-    lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
-    header = [c.strip() for c in lines[start].strip().strip("|").split(" | ")]
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(header, (c.strip() for c in line.strip()[1:-1].split(" | ")))))
-    return rows
 
 
 # --- where and when --------------------------------------------------------------------------------------------

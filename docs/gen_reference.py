@@ -11,7 +11,9 @@ import re
 import tempfile
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+
+from gen_markdown import table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,16 +35,6 @@ def md_text(text: str) -> str:
 def code(text: Any) -> str:
     """An inline code span that survives a table cell."""
     return "`" + str(text).replace("|", "\\|") + "`"
-
-
-def table(header: Iterable[str], rows: Iterable[Iterable[Any]], align: str = "") -> str:
-    """A Markdown table; `align` holds one letter per column (l or r), left when missing."""
-    header = list(header)
-    align = align.ljust(len(header), "l")
-    lines = ["| " + " | ".join(header) + " |",
-             "| " + " | ".join("---:" if a == "r" else "---" for a in align) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def paragraphs(text: str) -> str:

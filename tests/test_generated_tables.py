@@ -9,7 +9,6 @@ against the code they list."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -27,17 +26,10 @@ ARTIFACTS = REPO / "artifacts"
 SHIPPED_ONNX = sorted(ARTIFACTS.glob("*/*.onnx"))
 
 
-def _load(name: str):
-    """A module of docs/ (the site generators), imported from its file."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "docs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_docs = _load("gen_benchmarks")
-reference_docs = _load("gen_reference")
+sys.path.insert(0, str(REPO / "docs"))  # the site generators, as the docs build imports them
+import gen_benchmarks as bench_docs  # noqa: E402
+import gen_reference as reference_docs  # noqa: E402
+from gen_markdown import table_rows  # noqa: E402
 
 
 def _markdown_rows(*command: str, workspace: Path) -> list[dict[str, str]]:
@@ -45,7 +37,7 @@ def _markdown_rows(*command: str, workspace: Path) -> list[dict[str, str]]:
     result = CliRunner().invoke(app, [*command, "--markdown"],
                                 env={"EDGECLS_WORKSPACE": str(workspace), "EDGECLS_ARTIFACTS": str(workspace)})
     assert result.exit_code == 0, result.output
-    return bench_docs.table_rows(result.output, "model")
+    return table_rows(result.output, "model")
 
 
 def _pct(cell: str) -> float:
@@ -116,7 +108,7 @@ BENCH_FILES = sorted(ARTIFACTS.glob("*/bench-*.json"))
 def test_bench_page_tables_match_the_result_file(path):
     data = json.loads(path.read_text())
     page = bench_docs.model_bench_page(path, data)
-    rows = {row["format"]: row for row in bench_docs.table_rows(page, "format")}
+    rows = {row["format"]: row for row in table_rows(page, "format")}
     measured = [r for r in data["rows"] if not r.get("error")]
     assert set(rows) == {r["label"] for r in data["rows"]}
     for r in measured:
@@ -127,7 +119,7 @@ def test_bench_page_tables_match_the_result_file(path):
         assert _number(row["p99 ms @1"]) == pytest.approx(r["latency_p99_ms"], abs=5e-4)
         assert _pct(row["test acc"]) == pytest.approx(r["accuracy"], abs=5e-5)
         assert _number(row["size"]) == pytest.approx(r["size_bytes"] / 1024, abs=0.5)
-    engines = {row["engine"]: row for row in bench_docs.table_rows(page, "engine")}
+    engines = {row["engine"]: row for row in table_rows(page, "engine")}
     for r in data["head_to_head"]["rows"]:
         if not r.get("error"):
             assert _number(engines[r["label"]]["img/s @256"]) == pytest.approx(r["throughput"], abs=0.5)
@@ -136,7 +128,7 @@ def test_bench_page_tables_match_the_result_file(path):
 
 
 def test_overview_table_matches_each_model_bench():
-    overview = bench_docs.table_rows(bench_docs.overview_table(BENCH_FILES), "model")
+    overview = table_rows(bench_docs.overview_table(BENCH_FILES), "model")
     assert len(overview) == len(BENCH_FILES)
     for row, path in zip(overview, BENCH_FILES):
         data = json.loads(path.read_text())
@@ -156,7 +148,7 @@ def test_overview_table_matches_each_model_bench():
 def test_peers_summary_matches_the_result_file():
     path = ARTIFACTS / "benchmarks" / "int8_peers.json"
     data = json.loads(path.read_text())
-    rows = {row["model"]: row for row in bench_docs.table_rows(bench_docs.peers_summary_table(data), "model")}
+    rows = {row["model"]: row for row in table_rows(bench_docs.peers_summary_table(data), "model")}
     models = {k: v for k, v in data.items() if isinstance(v, dict) and "rows" in v}
     assert set(rows) == set(models)
     for name, section in models.items():
@@ -172,14 +164,14 @@ def test_peers_summary_matches_the_result_file():
 
 def test_web_and_mobile_tables_match_their_result_files():
     web = json.loads((ARTIFACTS / "benchmarks" / "web.json").read_text())
-    rows = bench_docs.table_rows(bench_docs.web_table(web), "model")
+    rows = table_rows(bench_docs.web_table(web), "model")
     assert len(rows) == len(web["rows"])
     for row, r in zip(rows, web["rows"]):
         assert r["model_file"] in row["bundle model"] and row["model"] == r["model"]
         assert _number(row["first prediction ms"]) == pytest.approx(r["first_prediction_ms"], abs=0.5)
         assert _pct(row["top-1 = Python"]) == pytest.approx(r["top1_agreement"], abs=5e-5)
     mobile = json.loads((ARTIFACTS / "benchmarks" / "mobile.json").read_text())
-    rows = bench_docs.table_rows(bench_docs.mobile_table(mobile), "model")
+    rows = table_rows(bench_docs.mobile_table(mobile), "model")
     assert [(row["model"], int(row["operators"])) for row in rows] == [(r["model"], r["operators"]) for r in mobile["rows"]]
     for row, r in zip(rows, mobile["rows"]):
         assert _number(row["session from .ort ms"]) == pytest.approx(r["load_ort_ms"], abs=0.005)
@@ -223,13 +215,13 @@ def test_reference_pages_list_what_the_code_defines():
     from edgecls.runtime.transforms import PRESETS, TRANSFORMS
 
     metadata = reference_docs.metadata_page()
-    assert [row["key"] for row in bench_docs.table_rows(metadata, "key")] == [f"`{PREFIX}{k}`" for k in KEYS]
+    assert [row["key"] for row in table_rows(metadata, "key")] == [f"`{PREFIX}{k}`" for k in KEYS]
     transforms = reference_docs.transforms_page()
-    assert [row["step"] for row in bench_docs.table_rows(transforms, "step")] == [f"`{n}`" for n in TRANSFORMS]
-    assert [row["preset"] for row in bench_docs.table_rows(transforms, "preset")] == [f"`{n}`" for n in PRESETS]
-    codes = bench_docs.table_rows(reference_docs.exit_codes_page(), "code")
+    assert [row["step"] for row in table_rows(transforms, "step")] == [f"`{n}`" for n in TRANSFORMS]
+    assert [row["preset"] for row in table_rows(transforms, "preset")] == [f"`{n}`" for n in PRESETS]
+    codes = table_rows(reference_docs.exit_codes_page(), "code")
     assert [int(row["code"].strip("`")) for row in codes] == sorted(exit_codes.DESCRIPTIONS)
-    gates = {row["gate"].strip("`") for row in bench_docs.table_rows(reference_docs.gates_page(), "gate")}
+    gates = {row["gate"].strip("`") for row in table_rows(reference_docs.gates_page(), "gate")}
     assert gates == set(Gates().to_dict())
 
 
