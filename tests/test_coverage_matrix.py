@@ -6,7 +6,7 @@ file passes onnx.checker full_check, and `edgecls infer` classifies PNGs with th
 int8/fp16 accuracy gates are relaxed here (random weights make near-uniform outputs whose top-1 any
 rounding flips); their gates are tested on trained models in test_exporters.py.
 
-Set EDGECLS_COVERAGE_TABLE=path.md to write the README's coverage table from the run.
+Set EDGECLS_COVERAGE_TABLE=path.md to write the coverage table (docs/guides/any-keras.md) from the run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How int8 exports read the image (README, int8 levers): constant input normalization stays float; a stem conv
+"""How int8 exports read the image: constant input normalization stays float; a stem conv
 over one channel stays float with its activation and pool (onnxruntime's int8 conv is slow at a 3x3x1
 reduction depth); a stem over 2-3 channels is quantized with its input padded to 4 channels, the count
 onnxruntime's fast int8 conv needs (exact: zero channels meet zero weights)."""

@@ -1,4 +1,4 @@
-"""README's training promises on a tiny model and a tiny synthetic data set (seconds, no data set on disk):
+"""The training promises on a tiny model and a tiny synthetic data set (seconds, no data set on disk):
 the best epoch is the one restored and shipped; an interrupted run resumes where it stopped; --fresh starts
 over; metrics.json / history.json / model.keras survive an interrupted write."""
 

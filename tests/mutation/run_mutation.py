@@ -1,4 +1,4 @@
-"""Mutation testing of the modules that carry README's promises, with cosmic-ray; prints the score per module.
+"""Mutation testing of the modules that carry the product's promises, with cosmic-ray; prints the score per module.
 
     nice -n 15 .venv/bin/python tests/mutation/run_mutation.py            # all modules
     nice -n 15 .venv/bin/python tests/mutation/run_mutation.py validate   # modules whose path contains "validate"

@@ -1,10 +1,8 @@
-"""The ONNX metadata contract: exact keys and encodings, README's table, and clear errors on bad metadata."""
+"""The ONNX metadata contract: exact keys and encodings, and clear errors on bad metadata."""
 
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +10,6 @@ from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.metadata import FORMAT_VERSION, KEYS, PREFIX, ModelInfo
 from edgecls.runtime.spec import InputSpec
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 SPEC = InputSpec(48, 40, 3, layout="NCHW")
 FULL = ModelInfo(name="faces", variant="int8", labels=("a", "b", "c"), input_spec=SPEC, dataset="fer2013",
                  source_sha256="ab" * 32, versions={"onnx": "1.17", "opset": 17},
@@ -23,18 +20,8 @@ FULL = ModelInfo(name="faces", variant="int8", labels=("a", "b", "c"), input_spe
                  unsure={"min_confidence": 0.6, "statistic": "midtone_fraction", "max_statistic": 0.25})
 
 
-def _readme_metadata_keys() -> list[str]:
-    section = README.split("### ONNX metadata", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\| `edgecls\.([a-z0-9_]+)` \|", section, re.MULTILINE)
-
-
-def test_readme_table_lists_exactly_the_keys_in_order():
-    assert _readme_metadata_keys() == list(KEYS)
-
-
 def test_format_version_and_prefix():
     assert PREFIX == "edgecls." and FORMAT_VERSION == "1"
-    assert '`edgecls.format_version` | metadata layout version (`"1"`)' in README
 
 
 def test_to_metadata_exact_strings():
