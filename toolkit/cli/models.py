@@ -51,7 +51,8 @@ def _untrained_stats(spec) -> dict[str, Any]:
 
 
 def _count(value: Any, scale: float = 1, fmt: str = ",") -> str:
-    return "n/a" if value is None else format(value / scale, fmt)
+    """A count as the tables show it ("n/a" when unknown); scaled counts (MACs in millions) as floats."""
+    return "n/a" if value is None else format(value if scale == 1 else value / scale, fmt)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
