@@ -394,7 +394,7 @@ def test_missing_npm_gives_a_clear_error(tmp_path, monkeypatch):
     from edgecls.exporters.errors import ExportError
     from edgecls.exporters.web.runtime_files import ensure_runtime
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing cached here
+    monkeypatch.setenv("EDGECLS_CACHE_DIR", str(tmp_path / "cache"))  # nothing cached here
     monkeypatch.setenv("PATH", str(tmp_path))  # and no npm on the PATH
     with pytest.raises(ExportError, match=r"npm is not installed.*apt-get install -y npm"):
         ensure_runtime()
