@@ -138,7 +138,7 @@ def test_installed_server_answers(env):
         server.wait(timeout=60)
 
 
-@pytest.mark.parametrize("args", [("export", "mnist"), ("eval", "mnist"), ("train", "mnist"), ("bench", "mnist"),
+@pytest.mark.parametrize("args", [("export", "mnist"), ("eval", "mnist"), ("train", "mnist"), ("bench", "mnist"), ("report", "mnist"),
                                   ("infer", "x", "--engine", "ray")])
 def test_commands_that_need_another_extra_say_which(env, args):
     proc = _run(env, *args)

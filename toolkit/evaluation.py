@@ -31,9 +31,10 @@ def evaluate_model(folder: ModelFolder, data_dir: Optional[config.PathLike] = No
     card = read_card(folder.card_path)
     if not folder.keras_path.is_file():
         raise ModelNotFoundError(f"{folder.directory}: model.keras is missing beside metrics.json")
+    model = load_keras_model(folder.keras_path)  # first: a broken file or a missing train extra fails at once
     plan = DataPlan.for_card(card, folder=data, data_dir=data_dir)
     test = plan.test()  # scored as users get it: through the model's declared preprocessing
-    probs = keras_probabilities(load_keras_model(folder.keras_path), test.x)
+    probs = keras_probabilities(model, test.x)
     return _result(folder.name, plan, test, probs, card.test.split, card.test.accuracy, list(card.classes))
 
 

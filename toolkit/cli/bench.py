@@ -66,7 +66,9 @@ def bench(
         calibration, all_variants = None, onnx_files
     else:
         from ..keras_source import resolve_source
+        from .extras import require
 
+        require("train")  # the Keras rows, before any data is read
         source = resolve_source(target, workspace)
         plan = _keras_plan(source, folder, data_dir)
         keras_path, name, onnx_files, x, y, dataset, out_dir = _keras_source(source, plan, limit, devices)
@@ -248,6 +250,8 @@ def report(
 ) -> None:
     """Write <workspace>/NAME/report.html (self-contained) and its PNG figures."""
     from ..report.build import build_report
+    from .extras import require
 
+    require("train")
     path = build_report(name, workspace, data_dir, Path(data) if data else None)
     say(("wrote ", "green"), f"{path} (figures in {path.parent / 'figures'})")

@@ -29,3 +29,15 @@ def missing_extra(exc: BaseException) -> Optional[EdgeclsError]:
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     what = f"edgecls {command}" if command and not command.startswith("-") else "this command"
     return EdgeclsError(f"{what} needs the {extra} extra ({top} is not installed): pip install {hint}")
+
+
+REQUIRED: dict[str, tuple[str, ...]] = {"train": ("tensorflow", "keras", "tf2onnx", "onnx")}
+
+
+def require(extra: str) -> None:
+    """Fail at once, in one line, when `extra` is not installed (before any data is read or work is done)."""
+    from importlib.util import find_spec
+
+    for module in REQUIRED[extra]:
+        if find_spec(module) is None:
+            raise missing_extra(ModuleNotFoundError(f"No module named {module!r}", name=module))

@@ -52,9 +52,12 @@ def train(
     With --data: transfer learning from a zoo model (new head, then fine-tuning), recipe scaled to the data.
 
     Interrupted zoo runs resume from their last finished epoch when started again."""
-    from ..runtime.store import workspace_folder
     from ..errors import EdgeclsError
+    from ..runtime.store import workspace_folder
     from ..training.recipe import Overrides
+    from .extras import require
+
+    require("train")
 
     overrides = Overrides(batch_size, lr, epochs, patience, val_split)
     overrides.check()

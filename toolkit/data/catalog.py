@@ -140,8 +140,12 @@ def _download(info: DatasetInfo, root: Path) -> dict[str, Split]:
         import importlib
 
         module = importlib.import_module(f"keras.datasets.{info.keras_loader}")
+    except ImportError:
+        raise DataError(f"data set {info.name!r} not found (looked for {looked}); {hint} (downloading it needs the "
+                        "train extra: pip install 'edgecls[train]')") from None
+    try:
         (x_train, y_train), (x_test, y_test) = module.load_data()
-    except Exception as exc:  # noqa: BLE001 - network, SSL, import errors all mean "could not fetch"
+    except Exception as exc:  # noqa: BLE001 - network and SSL errors all mean "could not fetch"
         raise DataError(f"data set {info.name!r} not found (looked for {looked}) and download failed ({exc}); {hint}") from None
 
     def nhwc(x: np.ndarray) -> np.ndarray:
