@@ -13,14 +13,14 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from .errors import ApiError
-from .metrics import ServeMetrics
+from .metrics import ModelMetrics
 
-RunFn = Callable[[np.ndarray], np.ndarray]
+RunFn = Callable[[np.ndarray], Any]  # (N images) -> a result whose [start:stop] rows belong to one request
 
 
 @dataclass
@@ -34,7 +34,7 @@ class MicroBatcher:
     """Merge concurrent `submit` calls into batches for `run` (called in one dedicated thread)."""
 
     def __init__(self, name: str, run: RunFn, *, max_batch_size: int, max_wait_ms: float, max_queue: int,
-                 metrics: ServeMetrics) -> None:
+                 metrics: ModelMetrics) -> None:
         self.name = name
         self._run = run
         self._max_batch = max_batch_size
@@ -57,25 +57,31 @@ class MicroBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"edgecls-{self.name}")
         self._task = asyncio.create_task(self._collect(), name=f"batcher-{self.name}")
 
-    async def submit(self, pixels: np.ndarray) -> np.ndarray:
-        """Probabilities for `pixels` (N images), computed in whichever batch they land in.
+    async def submit(self, pixels: np.ndarray, timeout_s: float) -> Any:
+        """The run's rows for `pixels` (N images), computed in whichever batch they land in.
 
-        Raises ApiError(503) when the model already has `max_queue` requests admitted or is shutting down.
-        Cancelling the caller (e.g. a timeout) drops the request if its batch has not started yet."""
+        Raises ApiError(503) when the model already has `max_queue` requests admitted or is shutting down, and
+        ApiError(504) after `timeout_s`. A request that times out or is cancelled before its batch starts is
+        dropped from it."""
         if self._closing or not self.running:
             raise ApiError(503, f"model {self.name!r} is shutting down")
         if self._admitted >= self._max_queue:
-            self._metrics.rejected.labels(self.name).inc()
+            self._metrics.rejected.inc()
             raise ApiError(503, f"model {self.name!r} is overloaded ({self._admitted} requests queued); retry later")
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        # A timer on the future instead of asyncio.wait_for, which wraps every request in a task of its own.
+        timer = loop.call_later(timeout_s, _expire, future, ApiError(
+            504, f"model {self.name!r} did not answer within {timeout_s:g} s"))
         self._admitted += 1
-        self._metrics.queue_depth.labels(self.name).set(self._admitted)
+        self._metrics.queue_depth.set(self._admitted)
         try:
             self._queue.put_nowait(_Item(pixels, future))
             return await future
         finally:
+            timer.cancel()
             self._admitted -= 1
-            self._metrics.queue_depth.labels(self.name).set(self._admitted)
+            self._metrics.queue_depth.set(self._admitted)
 
     async def close(self) -> None:
         """Finish every request already admitted, then stop the worker thread."""
@@ -124,22 +130,27 @@ class MicroBatcher:
         if not batch:
             return
         pixels = batch[0].pixels if len(batch) == 1 else np.concatenate([item.pixels for item in batch])
-        self._metrics.batch_size.labels(self.name).observe(len(pixels))
+        self._metrics.batch_size.observe(len(pixels))
         started = time.monotonic()
         for item in batch:
-            self._metrics.queue_wait.labels(self.name).observe(started - item.enqueued)
+            self._metrics.queue_wait.observe(started - item.enqueued)
         try:
-            probabilities = await loop.run_in_executor(self._executor, self._run, pixels)
+            result = await loop.run_in_executor(self._executor, self._run, pixels)
         except Exception as exc:  # noqa: BLE001 - a failed run fails its requests, never the collector
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
         finally:
-            self._metrics.run_seconds.labels(self.name).observe(time.monotonic() - started)
+            self._metrics.run_seconds.observe(time.monotonic() - started)
         start = 0
         for item in batch:
             stop = start + len(item.pixels)
             if not item.future.done():
-                item.future.set_result(probabilities[start:stop])
+                item.future.set_result(result[start:stop])
             start = stop
+
+
+def _expire(future: asyncio.Future, error: ApiError) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -15,6 +15,7 @@ from ..runtime.errors import EdgeclsError
 from .batcher import MicroBatcher
 from .config import ServeConfig
 from .metrics import ServeMetrics
+from .scores import Scores
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -27,12 +28,19 @@ class ServedModel:
 
     def attach(self, config: ServeConfig, metrics: ServeMetrics) -> MicroBatcher:
         """Create this model's batcher for a server; it starts with the app."""
-        self.batcher = MicroBatcher(self.name, self.run, max_batch_size=config.max_batch_size,
-                                    max_wait_ms=config.max_wait_ms, max_queue=config.max_queue, metrics=metrics)
+        self.batcher = MicroBatcher(self.name, self.score, max_batch_size=config.max_batch_size,
+                                    max_wait_ms=config.max_wait_ms, max_queue=config.max_queue,
+                                    metrics=metrics.for_model(self.name))
         return self.batcher
 
-    def run(self, pixels: np.ndarray) -> np.ndarray:
-        return self.classifier.run(pixels)
+    def score(self, pixels: np.ndarray) -> Scores:
+        """One merged batch through the model (runs in the batcher's worker thread)."""
+        return Scores.of(self.classifier, pixels)
+
+    @property
+    def variant(self) -> str:
+        """The model variant this name serves (fp32, fp16, int8), as its metadata says."""
+        return self.classifier.info.variant
 
 
 def model_name(spec: str) -> tuple[str, str]:
