@@ -23,9 +23,12 @@ def serve(
     fp16: bool = typer.Option(False, "--fp16", help="Serve the models' fp16 variants."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available) | cpu | cuda."),
     threads: Optional[int] = typer.Option(
-        None, "--threads", min=1, help="onnxruntime threads per model (default: all cores but one, left to the event loop)."),
+        None, "--threads", min=1, help="onnxruntime threads per model run (default 1)."),
     max_batch_size: int = typer.Option(32, "--max-batch-size", min=1, help="Images per merged model run; 1 disables batching."),
     max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0, help="How long a batch waits for more requests."),
+    parallel_runs: Optional[int] = typer.Option(
+        None, "--parallel-runs", min=1,
+        help="Merged batches of one model computing at once (default: cores / --threads on the CPU, 1 on CUDA)."),
     max_queue: int = typer.Option(256, "--max-queue", min=1, help="Requests per model waiting or running before 503."),
     max_body_mb: float = typer.Option(16, "--max-body-mb", min=0.01, help="Larger request bodies get 413."),
     timeout: float = typer.Option(10, "--timeout", min=0.001, help="Seconds before an unanswered request gets 504."),
@@ -49,7 +52,7 @@ def serve(
     except ImportError as exc:
         raise EdgeclsError(f"edgecls serve needs the serve extra ({exc.name} is missing): "
                            "pip install 'edgecls[serve]'") from None
-    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
+    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, parallel_runs=parallel_runs, max_queue=max_queue,
                          max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout, top_k=top_k, drain_s=drain)
     variant = "int8" if int8 else "fp16" if fp16 else "fp32"
     served = load_models(models or ["mnist"], variant=variant, device=device, threads=threads, workspace=workspace)

@@ -2,9 +2,10 @@
 
 One MicroBatcher per model. Requests wait in an asyncio queue; a single collector task takes the first,
 gathers more until it has `max_batch_size` images or the first has waited `max_wait_ms`, runs the merged
-batch in the model's own worker thread, and hands each request its rows back. onnxruntime releases the
-GIL while it computes, so the event loop keeps parsing and answering other requests meanwhile. While a
-batch runs, new requests pile up in the queue and form the next batch, so batches grow with load.
+batch in one of the model's worker threads, and hands each request its rows back. onnxruntime releases the
+GIL while it computes, so the event loop keeps parsing and answering other requests meanwhile. Up to `runs`
+batches compute at once (Triton's instance count; one onnxruntime session serves concurrent calls); while
+all of them run, new requests pile up in the queue and form the next batch, so batches grow with load.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ class _Item:
 
 
 class MicroBatcher:
-    """Merge concurrent `submit` calls into batches for `run` (called in one dedicated thread)."""
+    """Merge concurrent `submit` calls into batches for `run` (called in up to `runs` dedicated threads)."""
 
     def __init__(self, name: str, run: RunFn, *, max_batch_size: int, max_wait_ms: float, max_queue: int,
-                 metrics: ModelMetrics) -> None:
+                 metrics: ModelMetrics, runs: int = 1) -> None:
         self.name = name
         self._run = run
+        self._runs = runs
+        self._slots: Optional[asyncio.Semaphore] = None  # one per batch allowed to compute at once
+        self._in_flight: set[asyncio.Task] = set()
         self._max_batch = max_batch_size
         self._max_wait = max_wait_ms / 1000.0
         self._max_queue = max_queue
@@ -54,7 +58,8 @@ class MicroBatcher:
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"edgecls-{self.name}")
+        self._slots = asyncio.Semaphore(self._runs)
+        self._executor = ThreadPoolExecutor(max_workers=self._runs, thread_name_prefix=f"edgecls-{self.name}")
         self._task = asyncio.create_task(self._collect(), name=f"batcher-{self.name}")
 
     async def submit(self, pixels: np.ndarray, timeout_s: float) -> Any:
@@ -96,9 +101,11 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         stopping = False
         while not stopping or self._held is not None:
+            await self._slots.acquire()  # a free run first: meanwhile the queue fills and the next batch grows
             first = self._held or await self._queue.get()
             self._held = None
             if first is None:
+                self._slots.release()
                 break
             batch, size = [first], len(first.pixels)
             # The wait counts from when the oldest request arrived, not from now: requests that queued up while
@@ -123,7 +130,14 @@ class MicroBatcher:
                     break
                 batch.append(item)
                 size += len(item.pixels)
-            await self._run_batch(loop, batch)
+            task = asyncio.create_task(self._run_batch(loop, batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        await asyncio.gather(*self._in_flight)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
         batch = [item for item in batch if not item.future.done()]  # drop requests that timed out meanwhile
