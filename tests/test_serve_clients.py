@@ -6,6 +6,7 @@ Every answer is compared with a local Classifier on the same model file."""
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from PIL import Image
 from serving import free_port, metric_samples, require, start_server
 
 httpx = require("httpx", "pip install -e '.[dev]'")
@@ -131,7 +133,7 @@ def test_http_client_json_and_mixed_tensors(http_client, digits):
     assert [("data" in o) for o in mixed.get_response()["outputs"]] == [True, False]
 
 
-def test_http_client_fp32_cifar10_and_int8(http_client):
+def test_http_client_fp32_cifar10_and_int8(server, http_client):
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     _check(_infer(triton_http, http_client, "cifar10", pixels.astype(np.float32), datatype="FP32"),
@@ -141,6 +143,10 @@ def test_http_client_fp32_cifar10_and_int8(http_client):
     _check(result, _expected(Classifier(MNIST_INT8), grey))
     assert result.get_response()["parameters"]["variant"] == "int8"
     assert http_client.get_model_metadata("digits8")["parameters"]["variant"] == "int8"
+    png = io.BytesIO()
+    Image.fromarray(grey[0, ..., 0]).save(png, format="PNG")
+    classified = httpx.post(server.url + "/v2/models/digits8/classify", content=png.getvalue())
+    assert classified.json()["variant"] == "int8"
 
 
 def test_grpc_client_defaults(grpc_client, digits):
@@ -361,3 +367,47 @@ def test_grpc_port_in_use_exits_3_with_one_line():
     assert result.returncode == 3
     assert f"gRPC: cannot listen on 127.0.0.1:{port}" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_shutdown_answers_grpc_and_http_requests_in_flight(tmp_path, digits):
+    grpc_port = free_port()
+    srv = start_server(["mnist"], ["--grpc-port", str(grpc_port), "--max-batch-size", "64", "--max-wait-ms", "1500",
+                                   "--threads", "1"], tmp_path / "server.log")
+    x = digits[0][:4]
+
+    async def scenario():
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}")
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        async with httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
+            requests = []
+            for i in range(4):
+                if i % 2:
+                    request = service_pb2.ModelInferRequest(model_name="mnist", raw_input_contents=[x[i:i + 1].tobytes()])
+                    request.inputs.add(name="pixels", datatype="UINT8", shape=[1, 28, 28])
+                    request.outputs.add(name="probabilities")
+                    requests.append(asyncio.ensure_future(stub.ModelInfer(request, timeout=30)))
+                else:
+                    body, length = _binary_body(x[i:i + 1, ..., None])
+                    requests.append(asyncio.create_task(client.post("/v2/models/mnist/infer", content=body,
+                                                                    headers={rest_header(): str(length)})))
+            for _ in range(100):  # wait until all four sit in the batcher
+                text = (await client.get("/metrics")).text
+                if metric_samples(text, "edgecls_queue_depth", model="mnist").get("edgecls_queue_depth") == 4:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("requests never queued")
+            srv.proc.send_signal(signal.SIGTERM)
+            answers = await asyncio.gather(*requests)
+        await channel.close()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert srv.proc.wait(30) == -signal.SIGTERM
+    expected = Classifier("mnist", variant="fp32").run(x)
+    for i, answer in enumerate(answers):
+        got = np.frombuffer(answer.raw_output_contents[0], "<f4") if i % 2 else \
+            np.array(answer.json()["outputs"][0]["data"], np.float32)
+        np.testing.assert_allclose(got, expected[i], atol=1e-6)
+    srv.stop()
+    assert "all in-flight requests answered" in srv.log() and "Traceback" not in srv.log()

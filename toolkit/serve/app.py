@@ -207,7 +207,7 @@ class ServeApp:
         stats = {k: np.concatenate([s[k] for _, s in prepared]) for k in prepared[0][1]}
         scores = await self.service.scores(model, pixels)
         predictions = clf.decode(scores.probabilities, top_k, pixels=pixels, stats=stats)
-        return json_response({"model_name": model.name, "predictions": [
+        return json_response({"model_name": model.name, "variant": clf.info.variant, "predictions": [
             protocol.prediction_json(p, source) for p, (source, _) in zip(predictions, images)]})
 
     async def prometheus(self, request: Request) -> Response:
