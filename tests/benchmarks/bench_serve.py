@@ -22,7 +22,8 @@ Before measuring, one request per server is checked against a local Classifier o
 requests/s, p50/p99 latency, errors, the mean merged batch (edgecls's /metrics), server CPU time per request,
 the load average during the turns, and per encoding edgecls's requests/s over the peer's. The clients share
 the cores with the servers, so they must be cheap: aiohttp spends ~0.15 ms of CPU per request here, httpx
-~3.5 ms. Goal: edgecls >= 2x the peer's requests/s at an equal or lower p99. Not a test: figures are printed.
+~3.5 ms. Goal: edgecls >= 2x the peer's requests/s at an equal or lower p99. Not a test: figures are printed
+and saved (--out, default artifacts/benchmarks/serve_MODEL_VARIANT.md and .json), never asserted.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/serving.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # publish.py
+from publish import publish  # noqa: E402
 from serving import ServerProcess, metric_samples  # noqa: E402
 
 from edgecls.config import cache_dir  # noqa: E402
@@ -224,15 +227,17 @@ def summarise(turns: list[dict]) -> dict:
             "load": float(np.mean([run["load"] for run in turns])), "errors": errors}
 
 
-def report(results: dict[tuple[str, str], dict]) -> None:
-    print("| server | encoding | requests | requests/s (per round) | p50 ms | p99 ms | mean batch | "
-          "server CPU/request | load avg | errors |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for (name, encoding), r in results.items():
-        rounds = ", ".join(f"{x:,.0f}" for x in r["rounds_rps"])
-        batch = "-" if r["mean_batch"] is None else f"{r['mean_batch']:.1f}"
-        print(f"| {name} | {encoding} | {r['requests']:,} | {r['rps']:,.0f} ({rounds}) | {r['p50_ms']:.1f} | "
-              f"{r['p99_ms']:.1f} | {batch} | {r['cpu_ms']:.2f} ms | {r['load']:.1f} | {r['errors'] or 'none'} |")
+def rows(results: dict[tuple[str, str], dict]) -> list[dict]:
+    return [{"server": name, "encoding": encoding, "requests": r["requests"], "requests_per_s": round(r["rps"], 1),
+             "rounds_requests_per_s": [round(x, 1) for x in r["rounds_rps"]], "p50_ms": round(r["p50_ms"], 2),
+             "p99_ms": round(r["p99_ms"], 2), "mean_batch": None if r["mean_batch"] is None else round(r["mean_batch"], 2),
+             "server_cpu_ms_per_request": round(r["cpu_ms"], 3), "load_average": round(r["load"], 2),
+             "errors": sum(r["errors"].values())} for (name, encoding), r in results.items()]
+
+
+def ratios(results: dict[tuple[str, str], dict]) -> list[dict]:
+    """Per encoding: edgecls against the faster peer."""
+    out = []
     for encoding in sorted({e for _, e in results}):
         ours = results.get(("edgecls", encoding))
         peers = [(results[(p, encoding)]["rps"], p) for p in PEERS if (p, encoding) in results]
@@ -241,13 +246,29 @@ def report(results: dict[tuple[str, str], dict]) -> None:
         name = max(peers)[1]
         peer = results[(name, encoding)]
         ratio = ours["rps"] / peer["rps"]
-        met = ratio >= 2 and ours["p99_ms"] <= peer["p99_ms"]
-        print(f"{encoding}: edgecls / {name} (the faster peer) requests/s {ratio:.2f}x, p99 {ours['p99_ms']:.1f} vs "
-              f"{peer['p99_ms']:.1f} ms, server CPU per request {ours['cpu_ms']:.2f} vs {peer['cpu_ms']:.2f} ms "
-              f"(goal >= 2x at equal or lower p99: {'met' if met else 'not met'})")
+        out.append({"encoding": encoding, "peer": name, "ratio": round(ratio, 2), "edgecls_p99_ms": round(ours["p99_ms"], 1),
+                    "peer_p99_ms": round(peer["p99_ms"], 1), "goal_met": ratio >= 2 and ours["p99_ms"] <= peer["p99_ms"]})
+    return out
+
+
+def report(results: dict[tuple[str, str], dict], header: list[str]) -> tuple[str, dict]:
+    lines = [*header, "", "| server | encoding | requests | requests/s (per round) | p50 ms | p99 ms | mean batch | "
+             "server CPU/request | load avg | errors |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for (name, encoding), r in results.items():
+        rounds = ", ".join(f"{x:,.0f}" for x in r["rounds_rps"])
+        batch = "-" if r["mean_batch"] is None else f"{r['mean_batch']:.1f}"
+        lines.append(f"| {name} | {encoding} | {r['requests']:,} | {r['rps']:,.0f} ({rounds}) | {r['p50_ms']:.1f} | "
+                     f"{r['p99_ms']:.1f} | {batch} | {r['cpu_ms']:.2f} ms | {r['load']:.1f} | {r['errors'] or 'none'} |")
+    lines.append("")
+    found = ratios(results)
+    for r in found:
+        lines.append(f"- {r['encoding']}: edgecls / {r['peer']} (the faster peer) requests/s {r['ratio']:.2f}x, p99 "
+                     f"{r['edgecls_p99_ms']:.1f} vs {r['peer_p99_ms']:.1f} ms (goal >= 2x at equal or lower p99: "
+                     f"{'met' if r['goal_met'] else 'not met'})")
     if {("edgecls", "json"), ("edgecls-batch-1", "json")} <= set(results):
         a, b = results[("edgecls", "json")], results[("edgecls-batch-1", "json")]
-        print(f"json: micro-batching / batch-1 requests/s {a['rps'] / b['rps']:.2f}x")
+        lines.append(f"- json: micro-batching / batch-1 requests/s {a['rps'] / b['rps']:.2f}x")
+    return "\n".join(lines), {"rows": rows(results), "ratios": found}
 
 
 def main() -> None:
@@ -262,28 +283,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="the servers take turns this many times")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each measurement")
     parser.add_argument("--max-requests", type=int, default=50_000, help="end a measurement early after this many")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the Markdown and JSON results go (default artifacts/benchmarks/serve_MODEL_VARIANT.md)")
     parser.add_argument("--serve-options", default="", help="extra `edgecls serve` options, e.g. '--threads 2'")
     args = parser.parse_args()
 
     clf = Classifier(args.model, variant=args.variant)
     requests = {e: request_bodies(clf, e) for e in args.encodings.split(",")}
-    print(f"# edgecls serve load test: {args.model} {args.variant} ({clf.path.name}), {args.clients} clients, "
-          f"{args.rounds} rounds x {args.seconds:g} s per server and encoding, loopback, one image per request")
-    print(f"# {describe_machine()} (servers and clients share the cores); load average before: "
-          + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    header = [f"# edgecls serve against a KServe peer: {args.model} {args.variant}", "",
+              f"`{clf.path.name}`, {args.clients} closed-loop clients on loopback, one image per request, {args.rounds} "
+              f"rounds x {args.seconds:g} s per server and encoding, taking turns; {describe_machine()}, servers and "
+              "clients sharing the cores; load average before: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + "."]
+    print("\n".join(header))
     with tempfile.TemporaryDirectory() as tmp:
         servers = {}
         try:
             for name in args.servers.split(","):
                 servers[name] = SERVERS[name](args, clf, Path(tmp) / f"{name}.log").wait_ready(timeout=120)
-                print(f"# {name}: answers within {check_answer(servers[name], args.model, clf):.1e} of the local "
-                      "Classifier")
+                print(f"{name}: answers within {check_answer(servers[name], args.model, clf):.1e} of the local "
+                      "Classifier", file=sys.stderr)
             results = measure(servers, args, requests)
         finally:
             for server in servers.values():
                 server.stop()
-    report(results)
-    print("# load average after: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    text, data = report(results, header)
+    out = args.out or Path(__file__).resolve().parents[2] / "artifacts" / "benchmarks" / f"serve_{args.model}_{args.variant}.md"
+    publish(out, text, {**data, "settings": {k: v for k, v in vars(args).items() if k != "out"}})
 
 
 if __name__ == "__main__":
