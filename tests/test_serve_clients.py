@@ -6,6 +6,7 @@ Every answer is compared with a local Classifier on the same model file."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import signal
 import socket
@@ -244,6 +245,9 @@ def test_bad_binary_bodies_get_a_400_naming_the_problem(server, digits):
         response = httpx.post(url, content=content, headers={"content-type": "application/octet-stream", **headers})
         assert response.status_code == 400, (message, response.text)
         assert message in response.json()["error"], response.text
+    gzipped = httpx.post(url, content=gzip.compress(body), headers={rest_header(): str(length),
+                                                                  "content-encoding": "gzip"})
+    assert gzipped.status_code == 415 and "Content-Encoding 'gzip' is not supported" in gzipped.json()["error"]
     # FP32 raw bytes whose shape needs more bytes than sent
     fp32 = x.astype(np.float32)
     header = orjson.dumps({"inputs": [{"name": "pixels", "shape": [1, 28, 28, 1], "datatype": "FP32",

@@ -157,8 +157,15 @@ class ServeApp:
         refused = declared_too_big(scope, self.config.max_body_bytes)
         if refused is not None:
             raise ApiError(413, refused)
+        header_length = encoding = None
+        for key, value in scope["headers"]:
+            if key == _HEADER_LENGTH:
+                header_length = value
+            elif key == b"content-encoding":
+                encoding = value.decode("latin-1").strip().lower()
+        if encoding not in (None, "", "identity"):
+            raise ApiError(415, f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
         body = await read_body(receive, self.config.max_body_bytes)
-        header_length = next((v for k, v in scope["headers"] if k == _HEADER_LENGTH), None)
         parse = functools.partial(rest.parse_infer, body, header_length, model.classifier, self.config.top_k)
         request = await run_in_threadpool(parse) if len(body) > THREADPOOL_JSON_BYTES else parse()
         scores = await self.service.scores(model, request.pixels)
