@@ -406,12 +406,14 @@ def test_shutdown_answers_grpc_and_http_requests_in_flight(tmp_path, digits):
         await channel.close()
         return answers
 
-    answers = asyncio.run(scenario())
-    assert srv.proc.wait(30) == -signal.SIGTERM
+    try:
+        answers = asyncio.run(scenario())
+        assert srv.proc.wait(30) == -signal.SIGTERM
+    finally:
+        srv.stop()
     expected = Classifier("mnist", variant="fp32").run(x)
     for i, answer in enumerate(answers):
         got = np.frombuffer(answer.raw_output_contents[0], "<f4") if i % 2 else \
             np.array(answer.json()["outputs"][0]["data"], np.float32)
         np.testing.assert_allclose(got, expected[i], atol=1e-6)
-    srv.stop()
     assert "all in-flight requests answered" in srv.log() and "Traceback" not in srv.log()
