@@ -33,15 +33,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python -m edgecls serve ...` with its log in a file; `stop()` sends SIGTERM like a service manager."""
+    """`python -m edgecls serve ...` (or `command`, a server taking `--port PORT`) with its log in a file;
+    `stop()` sends SIGTERM like a service manager."""
 
     def __init__(self, models: Sequence[str], options: Sequence[str], log_path: Path,
-                 env: Optional[dict[str, str]] = None) -> None:
+                 env: Optional[dict[str, str]] = None, command: Optional[Sequence[str]] = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        cmd = [sys.executable, "-m", "edgecls", "serve", *models, "--host", "127.0.0.1", "--port", str(self.port),
-               *options]
+        if command is None:
+            command = [sys.executable, "-m", "edgecls", "serve", *models, "--host", "127.0.0.1"]
+        cmd = [*command, "--port", str(self.port), *options]
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 

@@ -14,14 +14,21 @@ from .root import WorkspaceOption, app
 def serve(
     models: list[str] = typer.Argument(None, help="Zoo names or .onnx paths, optionally NAME=MODEL (default: mnist)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for the whole network)."),
-    port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, help="TCP port."),
+    port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, help="TCP port (HTTP)."),
+    grpc_port: Optional[int] = typer.Option(
+        None, "--grpc-port", min=0, max=65535,
+        help="Also serve the v2 gRPC API (inference.GRPCInferenceService) on this port; off unless given "
+             "(Triton's and KServe's clients use 8001 and 8081)."),
     int8: bool = typer.Option(False, "--int8", help="Serve the models' int8 variants."),
     fp16: bool = typer.Option(False, "--fp16", help="Serve the models' fp16 variants."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available) | cpu | cuda."),
     threads: Optional[int] = typer.Option(
-        None, "--threads", min=1, help="onnxruntime threads per model (default: all cores but one, left to the event loop)."),
+        None, "--threads", min=1, help="onnxruntime threads per model run (default 1)."),
     max_batch_size: int = typer.Option(32, "--max-batch-size", min=1, help="Images per merged model run; 1 disables batching."),
     max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0, help="How long a batch waits for more requests."),
+    parallel_runs: Optional[int] = typer.Option(
+        None, "--parallel-runs", min=1,
+        help="Merged batches of one model computing at once (default: cores / --threads on the CPU, 1 on CUDA)."),
     max_queue: int = typer.Option(256, "--max-queue", min=1, help="Requests per model waiting or running before 503."),
     max_body_mb: float = typer.Option(16, "--max-body-mb", min=0.01, help="Larger request bodies get 413."),
     timeout: float = typer.Option(10, "--timeout", min=0.001, help="Seconds before an unanswered request gets 504."),
@@ -31,7 +38,8 @@ def serve(
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request."),
     workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
-    r"""Serve models over HTTP until Ctrl-C / SIGTERM (then in-flight requests finish). Needs `pip install edgecls\[serve]`."""
+    r"""Serve models over the Open Inference Protocol (HTTP, optionally gRPC) until Ctrl-C / SIGTERM (then
+    in-flight requests finish). Needs `pip install edgecls\[serve]`."""
     from ..runtime.errors import EdgeclsError
 
     if int8 and fp16:
@@ -39,11 +47,13 @@ def serve(
     try:
         from ..serve import ServeConfig, load_models
         from ..serve import serve as run_server
+        if grpc_port is not None:
+            from ..serve import grpc_api  # noqa: F401 - grpcio and tritonclient's protocol code, checked up front
     except ImportError as exc:
         raise EdgeclsError(f"edgecls serve needs the serve extra ({exc.name} is missing): "
                            "pip install 'edgecls[serve]'") from None
-    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
+    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, parallel_runs=parallel_runs, max_queue=max_queue,
                          max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout, top_k=top_k, drain_s=drain)
     variant = "int8" if int8 else "fp16" if fp16 else "fp32"
     served = load_models(models or ["mnist"], variant=variant, device=device, threads=threads, workspace=workspace)
-    run_server(served, config, host=host, port=port, log_level=log_level, access_log=access_log)
+    run_server(served, config, host=host, port=port, grpc_port=grpc_port, log_level=log_level, access_log=access_log)

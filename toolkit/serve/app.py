@@ -1,13 +1,16 @@
-"""The ASGI app: Open Inference Protocol v2 routes, an image endpoint, /metrics and the web page."""
+"""The HTTP side: Open Inference Protocol v2 REST routes, an image endpoint, /metrics and the web page.
+
+One ASGI app. The inference route is answered in raw ASGI (it carries nearly all the traffic, and Starlette's
+routing and request objects cost more than parsing a one-image request); every other route is a Starlette
+route. The app's lifespan starts the models' batchers and any companion server (gRPC) in the same event loop.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import logging
+import re
 import time
-from contextlib import asynccontextmanager
-from typing import Awaitable, Callable, Optional, Sequence
+from typing import Awaitable, Callable, Optional, Protocol, Sequence
 
 import numpy as np
 import orjson
@@ -18,139 +21,187 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.routing import Route
 
-from .. import __version__
 from ..runtime.errors import ImageError
-from . import protocol
+from . import protocol, rest
 from .config import ServeConfig
 from .errors import ApiError
-from .limits import BodyLimit
-from .metrics import ServeMetrics
+from .limits import BodyLimit, Disconnected, declared_too_big, error_body, read_body, send_body
 from .page import page_html
 from .registry import ServedModel
-
-log = logging.getLogger("edgecls.serve")
+from .service import InferenceService
 
 MAX_UPLOAD_FILES = 64
 THREADPOOL_JSON_BYTES = 256 * 1024  # parse bigger bodies off the event loop
+INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
+_HEADER_LENGTH = rest.HEADER_LENGTH.lower().encode()
 
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-class JSONResponse(StarletteJSONResponse):
-    """Starlette's JSONResponse rendered by orjson (several times faster on probability arrays)."""
-
-    def render(self, content) -> bytes:
-        return orjson.dumps(content)
+Handler = Callable[["ServeApp", Request], Awaitable[Response]]
 
 
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+class Companion(Protocol):
+    """Another front end started and stopped with the app (the gRPC server)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
-def create_app(models: Sequence[ServedModel], config: Optional[ServeConfig] = None) -> Starlette:
-    """An app serving `models`; their batchers start and drain with the app's lifespan."""
-    config = config or ServeConfig()
-    metrics = ServeMetrics(config.max_batch_size)
-    by_name = {m.name: m for m in models}
-    for m in models:
-        m.attach(config, metrics)
-    state = {"ready": False}
+class StartupError(Exception):
+    """A companion could not start (e.g. its port is taken): one line for the log, and the server exits."""
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette):
-        for m in models:
-            await m.batcher.start()
-        state["ready"] = True
-        log.info("serving %s", ", ".join(f"{m.name} ({m.classifier.path.name} on {m.classifier.provider})"
-                                         for m in models))
+
+def json_response(content, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+def observed(route: str) -> Callable[[Handler], Handler]:
+    """Count and time every answer of a Starlette route, errors included, and turn ApiError into its JSON answer."""
+    def wrap(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        async def handler(self: "ServeApp", request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                response = await fn(self, request)
+            except ApiError as exc:
+                response = json_response({"error": exc.message}, exc.status)
+            except HTTPException as exc:  # Starlette's own, e.g. a malformed multipart body
+                response = json_response({"error": str(exc.detail)}, exc.status_code)
+            self.service.answered("http", route, request.path_params.get("name", ""), str(response.status_code),
+                                  started)
+            return response
+        return handler
+    return wrap
+
+
+class ServeApp:
+    """The ASGI app of `edgecls serve`: routes are methods, the shared models and limits live in `service`."""
+
+    def __init__(self, service: InferenceService, companions: Sequence[Companion] = ()) -> None:
+        self.service = service
+        self.config = service.config
+        self.companions = list(companions)
+        self.routes = Starlette(routes=self.route_table(), middleware=[
+            Middleware(BodyLimit, max_bytes=self.config.max_body_bytes)],
+            exception_handlers={HTTPException: self.http_error, ApiError: self.api_error})
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            match = INFER_PATH.match(scope["path"])
+            if match is not None:
+                await self.infer(scope, receive, send, *match.groups())
+                return
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
+        await self.routes(scope, receive, send)
+
+    async def lifespan(self, receive, send) -> None:
+        """Start the batchers, then the companions; on shutdown (after uvicorn has answered every HTTP
+        connection) stop the companions, then let the batchers finish what they hold."""
+        await receive()  # lifespan.startup
+        await self.service.start()
         try:
-            yield
-        finally:
-            state["ready"] = False  # uvicorn has answered every connection; the batchers finish what they hold
-            await asyncio.gather(*(m.batcher.close() for m in models))
-            log.info("all in-flight requests answered; stopped")
+            for companion in self.companions:
+                await companion.start()
+        except StartupError as exc:
+            await self.service.stop()
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        for companion in reversed(self.companions):
+            await companion.stop()
+        await self.service.stop()
+        await send({"type": "lifespan.shutdown.complete"})
 
-    def observed(route: str) -> Callable[[Handler], Handler]:
-        """Count and time every answer of a route, errors included, and turn ApiError into its JSON answer."""
-        def wrap(fn: Handler) -> Handler:
-            @functools.wraps(fn)
-            async def handler(request: Request) -> Response:
-                started = time.perf_counter()
-                try:
-                    response = await fn(request)
-                except ApiError as exc:
-                    response = error_response(exc.status, exc.message)
-                except HTTPException as exc:  # Starlette's own, e.g. a malformed multipart body
-                    response = error_response(exc.status_code, str(exc.detail))
-                name = request.path_params.get("name", "")
-                model = name if name in by_name else ""  # unknown names must not grow the label set
-                metrics.requests.labels(model, route, str(response.status_code)).inc()
-                metrics.latency.labels(model, route).observe(time.perf_counter() - started)
-                return response
-            return handler
-        return wrap
+    def route_table(self) -> list[Route]:
+        routes = [Route("/", self.page, methods=["GET"]),
+                  Route("/metrics", self.prometheus, methods=["GET"]),
+                  Route("/v2", self.server_metadata, methods=["GET"]),
+                  Route("/v2/health/live", self.live, methods=["GET"]),
+                  Route("/v2/health/ready", self.ready, methods=["GET"]),
+                  Route("/v2/repository/index", self.repository_index, methods=["POST"])]
+        for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+            routes += [Route(prefix, self.model_metadata, methods=["GET"]),
+                       Route(prefix + "/ready", self.model_ready, methods=["GET"]),
+                       Route(prefix + "/classify", self.classify, methods=["POST"])]
+        return routes
 
-    def lookup(request: Request) -> ServedModel:
-        name = request.path_params["name"]
-        model = by_name.get(name)
-        if model is None:
-            raise ApiError(404, f"unknown model {name!r}; this server has {', '.join(sorted(by_name))}")
-        version = request.path_params.get("version")
-        if version is not None and version != protocol.VERSION:
-            raise ApiError(404, f"model {name!r} has no version {version!r} (only {protocol.VERSION!r})")
-        return model
-
-    async def predict(model: ServedModel, pixels: np.ndarray) -> np.ndarray:
+    async def infer(self, scope, receive, send, name: str, version: Optional[str]) -> None:
+        """POST /v2/models/{name}[/versions/{version}]/infer: v2 JSON or binary tensors in, the same out."""
+        if scope["method"] != "POST":
+            await send_body(send, 405, error_body("Method Not Allowed"), headers=((b"allow", b"POST"),))
+            return
+        started = time.perf_counter()
+        headers = ()
         try:
-            return await asyncio.wait_for(model.batcher.submit(pixels), config.timeout_s)
-        except asyncio.TimeoutError:
-            raise ApiError(504, f"model {model.name!r} did not answer within {config.timeout_s:g} s") from None
+            body, content_type, header_length = await self.infer_body(scope, receive, name, version)
+        except Disconnected:
+            return
+        except ApiError as exc:
+            status, body, content_type = exc.status, error_body(exc.message), b"application/json"
+            if exc.status == 413:
+                headers = ((b"connection", b"close"),)
+        else:
+            status = 200
+            if header_length is not None:
+                headers = ((_HEADER_LENGTH, str(header_length).encode()),)
+        await send_body(send, status, body, content_type, headers)
+        self.service.answered("http", "infer", name, str(status), started)
 
-    async def live(request: Request) -> Response:
-        return JSONResponse({"live": True})
+    async def infer_body(self, scope, receive, name: str, version: Optional[str]) -> tuple[bytes, bytes, Optional[int]]:
+        """The response body of one inference request, its content type and binary header length."""
+        model = self.service.model(name, version)
+        refused = declared_too_big(scope, self.config.max_body_bytes)
+        if refused is not None:
+            raise ApiError(413, refused)
+        header_length = encoding = None
+        for key, value in scope["headers"]:
+            if key == _HEADER_LENGTH:
+                header_length = value
+            elif key == b"content-encoding":
+                encoding = value.decode("latin-1").strip().lower()
+        if encoding not in (None, "", "identity"):
+            raise ApiError(415, f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
+        body = await read_body(receive, self.config.max_body_bytes)
+        parse = functools.partial(rest.parse_infer, body, header_length, model.classifier, self.config.top_k)
+        request = await run_in_threadpool(parse) if len(body) > THREADPOOL_JSON_BYTES else parse()
+        scores = await self.service.scores(model, request.pixels)
+        out, header_length = rest.encode_infer(model.name, request, scores, model.classifier)
+        return out, b"application/json" if header_length is None else b"application/octet-stream", header_length
 
-    async def ready(request: Request) -> Response:
-        return JSONResponse({"ready": state["ready"]}, status_code=200 if state["ready"] else 503)
+    async def live(self, request: Request) -> Response:
+        return json_response({"live": True})
 
-    async def server_metadata(request: Request) -> Response:
-        return JSONResponse({"name": "edgecls", "version": __version__, "extensions": ["model_repository"]})
+    async def ready(self, request: Request) -> Response:
+        return json_response({"ready": self.service.ready}, 200 if self.service.ready else 503)
 
-    async def repository_index(request: Request) -> Response:
-        return JSONResponse([{"name": m.name, "version": protocol.VERSION, "state": "READY" if state["ready"] else
-                              "UNAVAILABLE", "reason": ""} for m in models])
+    async def server_metadata(self, request: Request) -> Response:
+        return json_response(protocol.server_metadata())
+
+    async def repository_index(self, request: Request) -> Response:
+        state = "READY" if self.service.ready else "UNAVAILABLE"
+        return json_response([{"name": name, "version": protocol.VERSION, "state": state, "reason": ""}
+                              for name in self.service.models])
 
     @observed("metadata")
-    async def model_metadata(request: Request) -> Response:
-        model = lookup(request)
-        return JSONResponse(protocol.model_metadata(model.name, model.classifier))
+    async def model_metadata(self, request: Request) -> Response:
+        model = self.lookup(request)
+        return json_response(protocol.model_metadata(model.name, model.classifier))
 
     @observed("ready")
-    async def model_ready(request: Request) -> Response:
-        model = lookup(request)
-        ok = state["ready"] and model.batcher.running
-        return JSONResponse({"name": model.name, "ready": ok}, status_code=200 if ok else 503)
-
-    @observed("infer")
-    async def infer(request: Request) -> Response:
-        model = lookup(request)
-        body = await request.body()
-        if len(body) > THREADPOOL_JSON_BYTES:
-            doc = await run_in_threadpool(protocol.decode_json, body)
-        else:
-            doc = protocol.decode_json(body)
-        req = protocol.parse_infer_request(doc, model.classifier, config.top_k)
-        probabilities = await predict(model, req.pixels)
-        predictions = model.classifier.decode(probabilities, req.top_k, pixels=np.asarray(req.pixels))
-        return JSONResponse(protocol.infer_response(model.name, req, probabilities, predictions))
+    async def model_ready(self, request: Request) -> Response:
+        model = self.lookup(request)
+        ok = self.service.model_ready(model)
+        return json_response({"name": model.name, "ready": ok}, 200 if ok else 503)
 
     @observed("classify")
-    async def classify(request: Request) -> Response:
+    async def classify(self, request: Request) -> Response:
         """Image files (raw body, or multipart fields) -> labels, scores and the unsure flag."""
-        model = lookup(request)
-        top_k = _query_top_k(request, config.top_k)
+        model = self.lookup(request)
+        top_k = _query_top_k(request, self.config.top_k)
         images = await _read_images(request)
         clf = model.classifier
         prepared = []
@@ -161,40 +212,31 @@ def create_app(models: Sequence[ServedModel], config: Optional[ServeConfig] = No
                 raise ApiError(400, f"{source}: {exc.reason}") from None
         pixels = np.concatenate([p for p, _ in prepared])
         stats = {k: np.concatenate([s[k] for _, s in prepared]) for k in prepared[0][1]}
-        probabilities = await predict(model, pixels)
-        predictions = clf.decode(probabilities, top_k, pixels=pixels, stats=stats)
-        return JSONResponse({"model_name": model.name, "predictions": [
+        scores = await self.service.scores(model, pixels)
+        predictions = clf.decode(scores.probabilities, top_k, pixels=pixels, stats=stats)
+        return json_response({"model_name": model.name, "variant": clf.info.variant, "predictions": [
             protocol.prediction_json(p, source) for p, (source, _) in zip(predictions, images)]})
 
-    async def prometheus(request: Request) -> Response:
-        return Response(metrics.render(), media_type=metrics.content_type)
+    async def prometheus(self, request: Request) -> Response:
+        return Response(self.service.metrics.render(), media_type=self.service.metrics.content_type)
 
-    async def page(request: Request) -> Response:
+    async def page(self, request: Request) -> Response:
         return HTMLResponse(page_html())
 
-    routes = [Route("/", page, methods=["GET"]),
-              Route("/metrics", prometheus, methods=["GET"]),
-              Route("/v2", server_metadata, methods=["GET"]),
-              Route("/v2/health/live", live, methods=["GET"]),
-              Route("/v2/health/ready", ready, methods=["GET"]),
-              Route("/v2/repository/index", repository_index, methods=["POST"])]
-    for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
-        routes += [Route(prefix, model_metadata, methods=["GET"]),
-                   Route(prefix + "/ready", model_ready, methods=["GET"]),
-                   Route(prefix + "/infer", infer, methods=["POST"]),
-                   Route(prefix + "/classify", classify, methods=["POST"])]
+    def lookup(self, request: Request) -> ServedModel:
+        return self.service.model(request.path_params["name"], request.path_params.get("version"))
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        return error_response(exc.status_code, str(exc.detail))
+    async def http_error(self, request: Request, exc: HTTPException) -> Response:
+        return json_response({"error": str(exc.detail)}, exc.status_code)
 
-    async def api_error(request: Request, exc: ApiError) -> Response:  # raised outside `observed` routes
-        return error_response(exc.status, exc.message)
+    async def api_error(self, request: Request, exc: ApiError) -> Response:  # raised outside `observed` routes
+        return json_response({"error": exc.message}, exc.status)
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BodyLimit, max_bytes=config.max_body_bytes)],
-                    exception_handlers={HTTPException: http_error, ApiError: api_error})
-    app.state.metrics = metrics
-    app.state.config = config
-    return app
+
+def create_app(models: Sequence[ServedModel], config: Optional[ServeConfig] = None,
+               companions: Sequence[Companion] = ()) -> ServeApp:
+    """An app serving `models`; their batchers start and drain with the app's lifespan."""
+    return ServeApp(InferenceService(models, config), companions)
 
 
 def _query_top_k(request: Request, default: int) -> int:

@@ -1,10 +1,57 @@
-"""Request body limit as ASGI middleware: 413 before a byte is parsed, whether or not the client said the size."""
+"""Request body limit: 413 before a byte is parsed, whether or not the client said the size.
+
+`read_body` is the limit for routes that speak raw ASGI (the inference route); `BodyLimit` applies the same
+rule as middleware to the Starlette routes."""
 
 from __future__ import annotations
 
-import json
+from typing import Optional
+
+import orjson
 
 from .errors import ApiError
+
+
+class Disconnected(Exception):
+    """The client went away before its request body arrived; there is no one to answer."""
+
+
+def declared_too_big(scope, max_bytes: int) -> Optional[str]:
+    """Why the declared Content-Length is refused, or None when it fits (or is not given)."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            if not value.isdigit() or int(value) > max_bytes:
+                return f"request body of {value.decode('latin-1')} bytes exceeds the limit of {max_bytes} bytes"
+            return None
+    return None
+
+
+async def read_body(receive, max_bytes: int) -> bytes:
+    """The whole request body, or ApiError(413) as soon as it passes `max_bytes`."""
+    chunks, received = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected()
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise ApiError(413, f"request body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_body(send, status: int, body: bytes, content_type: bytes = b"application/json",
+                    headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """One complete response on a raw ASGI `send`."""
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
 
 
 class BodyLimit:
@@ -18,10 +65,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _refuse(send, f"request body of {declared.decode('latin-1')} bytes exceeds the limit of "
-                                f"{self.max_bytes} bytes")
+        refused = declared_too_big(scope, self.max_bytes)
+        if refused is not None:
+            await send_body(send, 413, error_body(refused), headers=((b"connection", b"close"),))
             return
         received = 0
 
@@ -35,11 +81,3 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-async def _refuse(send, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})

@@ -1,102 +1,121 @@
-"""Open Inference Protocol (KServe v2) REST JSON: parse inference requests, build responses and metadata.
+"""Open Inference Protocol (KServe v2) semantics shared by REST and gRPC: the checked inference request, the
+output tensors of a response, and model metadata.
 
-Pure functions over dicts and numpy arrays, no HTTP: the routes call these, the tests can too.
-Spec: https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
+Pure functions over plain values and numpy arrays: rest.py and grpc_api.py turn their wire formats into
+`Tensor`s and parameters, call `build_request`, and encode `output_tensors`. Spec:
+https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
 """
 
 from __future__ import annotations
 
 import json
 import math
-import uuid
-from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
-import orjson
 
+from .. import __version__
 from ..runtime.classifier import Classifier, Prediction
+from . import tensors
 from .errors import ApiError
+from .scores import Scores
 
 INPUT_NAME = "pixels"
-DATATYPES = {"UINT8": np.uint8, "FP32": np.float32}
-# Outputs every model offers; a request's optional "outputs" list picks some of them.
-OUTPUTS = ("probabilities", "labels", "scores", "unsure")
+PIXEL_TYPES = {"UINT8": np.uint8, "FP32": np.float32}
 PLATFORM = "onnxruntime_onnx"
 VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An input tensor as it arrived: JSON `data` (flat or nested lists) or `raw` bytes (binary extension, gRPC)."""
+    name: str
+    datatype: str
+    shape: Any  # checked in build_request
+    data: Any = None
+    raw: Optional[tensors.Buffer] = None
 
 
 @dataclass(frozen=True)
 class InferRequest:
     pixels: np.ndarray  # (N, H, W, C), uint8 or float32
     top_k: int
-    outputs: tuple[str, ...]
+    outputs: tuple[str, ...]  # in the order the response lists them
     id: str
+    binary: frozenset[str] = field(default=frozenset())  # outputs REST sends as raw bytes (gRPC always does)
 
 
-def decode_json(body: bytes) -> dict[str, Any]:
-    """Request body -> JSON object, or a 400 that says what is wrong with it."""
-    if not body:
-        raise ApiError(400, "empty request body; send an inference request as JSON")
-    try:
-        doc = orjson.loads(body)  # 4-5x faster than json.loads on pixel arrays; the same errors for bad input
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"malformed JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ApiError(400, f"the request must be a JSON object, got {type(doc).__name__}")
-    return doc
+@dataclass(frozen=True)
+class OutputTensor:
+    name: str
+    datatype: str
+    shape: list[int]
+    values: Union[np.ndarray, list[str]]  # flat, row-major
 
 
-def parse_infer_request(doc: dict[str, Any], clf: Classifier, default_top_k: int) -> InferRequest:
-    """A v2 inference request -> pixels ready for Classifier.run, checked against the model's input."""
-    inputs = doc.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+# Every output a model offers, in the default order: datatype and how it is read from a request's scores.
+OutputFn = Callable[[Scores, Classifier, int], Union[np.ndarray, list[str]]]
+OUTPUTS: dict[str, tuple[str, OutputFn]] = {
+    "probabilities": ("FP32", lambda s, clf, k: s.probabilities.ravel()),
+    "labels": ("BYTES", lambda s, clf, k: s.top_labels(clf.labels, k)),
+    "scores": ("FP32", lambda s, clf, k: s.top_scores(k).ravel()),
+    "unsure": ("BOOL", lambda s, clf, k: s.unsure),
+}
+
+
+def build_request(inputs: Sequence[Tensor], outputs: Optional[Sequence[str]], parameters: Mapping[str, Any],
+                  request_id: Optional[str], clf: Classifier, default_top_k: int,
+                  binary: frozenset[str] = frozenset()) -> InferRequest:
+    """Decoded inputs and options -> pixels ready for the batcher, checked against the model's input.
+    `parameters`: the request's and the input's parameters (top_k is read from them)."""
+    if len(inputs) != 1:
         raise ApiError(400, f"'inputs' must be a list holding one tensor named {INPUT_NAME!r}")
     tensor = inputs[0]
-    for key in ("name", "shape", "datatype", "data"):
-        if key not in tensor:
-            raise ApiError(400, f"input tensor is missing {key!r}")
-    if tensor["name"] != INPUT_NAME:
-        raise ApiError(400, f"unknown input {tensor['name']!r}; this model's input is {INPUT_NAME!r}")
-    pixels = _to_nhwc(_decode_tensor(tensor), clf)
-    params = {**_dict(doc.get("parameters"), "parameters"), **_dict(tensor.get("parameters"), "input parameters")}
-    top_k = _top_k(params.get("top_k", default_top_k), len(clf.labels))
-    outputs = _requested_outputs(doc.get("outputs"))
-    req_id = doc.get("id")
-    if req_id is not None and not isinstance(req_id, str):
+    if tensor.name != INPUT_NAME:
+        raise ApiError(400, f"unknown input {tensor.name!r}; this model's input is {INPUT_NAME!r}")
+    pixels = _to_nhwc(_decode_pixels(tensor), clf)
+    top_k = _top_k(parameters.get("top_k", default_top_k), len(clf.labels))
+    names = tuple(OUTPUTS) if outputs is None else tuple(outputs)
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown:
+        raise ApiError(400, f"unknown output {unknown[0]!r}; this model offers {', '.join(OUTPUTS)}")
+    if request_id is not None and not isinstance(request_id, str):
         raise ApiError(400, "'id' must be a string")
-    return InferRequest(pixels, top_k, outputs, req_id or uuid.uuid4().hex)
+    return InferRequest(pixels, top_k, names, request_id or os.urandom(16).hex(), binary)
 
 
-def infer_response(model_name: str, request: InferRequest, probabilities: np.ndarray,
-                   predictions: Sequence[Prediction]) -> dict[str, Any]:
-    """Probabilities and their decoded predictions -> a v2 inference response (tensors row-major, flat)."""
-    n, k = len(predictions), len(predictions[0].top_k) if predictions else 0
-    tensors = {
-        "probabilities": ("FP32", [n, probabilities.shape[1]], probabilities.ravel().tolist()),
-        "labels": ("BYTES", [n, k], [label for p in predictions for label, _ in p.top_k]),
-        "scores": ("FP32", [n, k], [score for p in predictions for _, score in p.top_k]),
-        "unsure": ("BOOL", [n], [bool(p.unsure) for p in predictions]),
-    }
-    return {
-        "model_name": model_name,
-        "model_version": VERSION,
-        "id": request.id,
-        "parameters": {"top_k": request.top_k},
-        "outputs": [{"name": name, "datatype": tensors[name][0], "shape": tensors[name][1], "data": tensors[name][2]}
-                    for name in request.outputs],
-    }
+def output_tensors(request: InferRequest, scores: Scores, clf: Classifier) -> list[OutputTensor]:
+    """The requested outputs of one request's scores (tensors flat, row-major)."""
+    n, k = len(scores), request.top_k
+    shapes = {"probabilities": [n, scores.probabilities.shape[1]], "labels": [n, k], "scores": [n, k],
+              "unsure": [n]}
+    out = []
+    for name in request.outputs:
+        datatype, values = OUTPUTS[name]
+        out.append(OutputTensor(name, datatype, shapes[name], values(scores, clf, k)))
+    return out
+
+
+def response_parameters(request: InferRequest, clf: Classifier) -> dict[str, Any]:
+    """What every inference response says besides its tensors: the top_k used and the variant that answered."""
+    return {"top_k": request.top_k, "variant": clf.info.variant}
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": "edgecls", "version": __version__, "extensions": ["model_repository", "binary_tensor_data"]}
 
 
 def model_metadata(name: str, clf: Classifier) -> dict[str, Any]:
-    """v2 model metadata; labels and what the model is travel in `parameters`."""
+    """v2 model metadata; labels, the variant served and what the model is travel in `parameters`."""
     spec, classes = clf.spec, len(clf.labels)
     return {
         "name": name,
         "versions": [VERSION],
         "platform": PLATFORM,
         "inputs": [{"name": INPUT_NAME, "datatype": "UINT8", "shape": [-1, spec.height, spec.width, spec.channels],
-                    "parameters": {"accepts": ["UINT8", "FP32"], "pixel_range": [0, 255],
+                    "parameters": {"accepts": list(PIXEL_TYPES), "pixel_range": [0, 255],
                                    "model_layout": [-1, *spec.shape]}}],
         "outputs": [
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, classes]},
@@ -118,13 +137,23 @@ def prediction_json(p: Prediction, source: Optional[str] = None) -> dict[str, An
     return out
 
 
-def _decode_tensor(tensor: dict[str, Any]) -> np.ndarray:
-    datatype, shape, data = tensor["datatype"], tensor["shape"], tensor["data"]
-    if datatype not in DATATYPES:
-        raise ApiError(400, f"unsupported datatype {datatype!r}; send pixels as {' or '.join(DATATYPES)}")
+def _decode_pixels(tensor: Tensor) -> np.ndarray:
+    datatype, shape = tensor.datatype, tensor.shape
+    if datatype not in PIXEL_TYPES:
+        raise ApiError(400, f"unsupported datatype {datatype!r}; send pixels as {' or '.join(PIXEL_TYPES)}")
     if (not isinstance(shape, list) or not shape
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
         raise ApiError(400, f"'shape' must be a list of non-negative integers, got {json.dumps(shape)[:100]}")
+    if tensor.raw is not None:
+        values = tensors.from_raw(tensor.name, datatype, shape, tensor.raw)
+        if datatype == "FP32":
+            _check_fp32(values)
+        return values
+    return _decode_data(datatype, shape, tensor.data)
+
+
+def _decode_data(datatype: str, shape: list[int], data: Any) -> np.ndarray:
+    """JSON `data` (flat or nested lists) -> an array of `shape`, strictly checked."""
     if not isinstance(data, list):
         raise ApiError(400, "'data' must be a JSON array of numbers (flat row-major, or nested)")
     expected = math.prod(shape)
@@ -144,9 +173,14 @@ def _decode_tensor(tensor: dict[str, Any]) -> np.ndarray:
     if datatype == "UINT8":
         if values.size and (values.dtype.kind == "f" or values.min() < 0 or values.max() > 255):
             raise ApiError(400, "UINT8 data must be integers from 0 to 255")
-    elif values.size and (not np.isfinite(values).all() or values.min() < 0 or values.max() > 255):
+    else:
+        _check_fp32(values)
+    return values.astype(PIXEL_TYPES[datatype], copy=False).reshape(shape)
+
+
+def _check_fp32(values: np.ndarray) -> None:
+    if values.size and (not np.isfinite(values).all() or values.min() < 0 or values.max() > 255):
         raise ApiError(400, "FP32 pixels must be finite values from 0 to 255 (the model normalises them itself)")
-    return values.astype(DATATYPES[datatype], copy=False).reshape(shape)
 
 
 def _to_nhwc(pixels: np.ndarray, clf: Classifier) -> np.ndarray:
@@ -166,27 +200,7 @@ def _to_nhwc(pixels: np.ndarray, clf: Classifier) -> np.ndarray:
                         f"{spec.channels}] pixels (N >= 1) or the model's own layout [N,{model}]")
 
 
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ApiError(400, f"'{what}' must be a JSON object")
-    return value
-
-
 def _top_k(value: Any, classes: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ApiError(400, f"top_k must be a positive integer, got {json.dumps(value)}")
     return min(value, classes)
-
-
-def _requested_outputs(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return OUTPUTS
-    if not isinstance(value, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in value):
-        raise ApiError(400, "'outputs' must be a list of objects with a 'name'")
-    names = tuple(o["name"] for o in value)
-    unknown = [n for n in names if n not in OUTPUTS]
-    if unknown:
-        raise ApiError(400, f"unknown output {unknown[0]!r}; this model offers {', '.join(OUTPUTS)}")
-    return names

@@ -12,9 +12,11 @@ import numpy as np
 
 from ..runtime.classifier import Classifier
 from ..runtime.errors import EdgeclsError
+from ..runtime.inference import cpu_threads
 from .batcher import MicroBatcher
 from .config import ServeConfig
 from .metrics import ServeMetrics
+from .scores import Scores
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -23,16 +25,27 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 class ServedModel:
     name: str
     classifier: Classifier
+    threads: int = 1  # onnxruntime threads of one model run
     batcher: Optional[MicroBatcher] = field(default=None, repr=False)
 
     def attach(self, config: ServeConfig, metrics: ServeMetrics) -> MicroBatcher:
         """Create this model's batcher for a server; it starts with the app."""
-        self.batcher = MicroBatcher(self.name, self.run, max_batch_size=config.max_batch_size,
-                                    max_wait_ms=config.max_wait_ms, max_queue=config.max_queue, metrics=metrics)
+        self.batcher = MicroBatcher(self.name, self.score, max_batch_size=config.max_batch_size,
+                                    max_wait_ms=config.max_wait_ms, max_queue=config.max_queue,
+                                    metrics=metrics.for_model(self.name),
+                                    runs=config.parallel_runs or self.default_runs())
         return self.batcher
 
-    def run(self, pixels: np.ndarray) -> np.ndarray:
-        return self.classifier.run(pixels)
+    def default_runs(self) -> int:
+        """Batches computing at once: on the CPU as many as fit the cores at `threads` each, so a model whose
+        runs dominate (cifar10 fp32: ~85% of the server's CPU) can use every core; elsewhere one."""
+        if self.classifier.provider != "CPUExecutionProvider":
+            return 1
+        return max(1, cpu_threads(None) // self.threads)
+
+    def score(self, pixels: np.ndarray) -> Scores:
+        """One merged batch through the model (runs in the batcher's worker thread)."""
+        return Scores.of(self.classifier, pixels)
 
 
 def model_name(spec: str) -> tuple[str, str]:
@@ -46,19 +59,15 @@ def model_name(spec: str) -> tuple[str, str]:
     return name, model
 
 
-def default_threads() -> int:
-    """onnxruntime threads per model: every core but one, which the event loop needs for HTTP and JSON.
-
-    Measured on 2 shared cores (bench_serve.py, cifar10 fp32): with 2 intra-op threads the merged batches
-    stalled behind the event loop and other processes (micro-batching 0.4-0.7x batch-1 serving); with 1 they
-    ran 1.3x batch-1."""
-    return max(1, (os.cpu_count() or 1) - 1)
-
-
 def load_models(specs: Sequence[str], *, variant: str = "fp32", device: str = "auto", threads: Optional[int] = None,
                 workspace: Optional[Union[str, os.PathLike]] = None) -> list[ServedModel]:
-    """Open every model once (errors name the model), refusing two models under one name."""
-    threads = threads or default_threads()
+    """Open every model once (errors name the model), refusing two models under one name.
+
+    `threads`: onnxruntime threads per model run, default 1: the cores are used by running merged batches side
+    by side (ServedModel.default_runs). Measured on 2 cores (bench_serve.py, cifar10 fp32), one run on 2
+    intra-op threads spent ~35% more CPU per request than one on 1 thread, two runs on 1 thread each ~20%
+    more (with the other core busy, load average 2.5-3), and only the latter gains when it is free."""
+    threads = threads or 1
     models: dict[str, ServedModel] = {}
     for spec in specs:
         name, model = model_name(spec)
@@ -66,7 +75,7 @@ def load_models(specs: Sequence[str], *, variant: str = "fp32", device: str = "a
             raise EdgeclsError(f"two models would be served as {name!r}; name one `OTHER={model}`")
         # Idle onnxruntime threads must not spin: the event loop shares the cores between batches.
         clf = Classifier(model, variant=variant, device=device, threads=threads, workspace=workspace, spin=False)
-        models[name] = ServedModel(name, clf)
+        models[name] = ServedModel(name, clf, threads)
     if not models:
         raise EdgeclsError("no model to serve; name at least one (e.g. `edgecls serve mnist`)")
     return list(models.values())
