@@ -19,7 +19,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .classifier import Classifier, Prediction
+from .classifier import Classifier
+from .predictions import Prediction
 from .errors import ImageError
 from .preprocess import ImageSource, describe, load_pixels, prepare_with_stats, working_pixels
 from .spec import InputSpec
