@@ -53,7 +53,8 @@ class VariantChoice:
         """One line when this machine's measurement says int8 is slower than fp32 at batch 1 or batch 64 and that
         matters: int8 was asked for, or auto ran another variant because of it. None otherwise."""
         s = self.int8_speedup
-        if s is None or min(s.values()) >= 1 or (self.requested == "auto" and self.variant == "int8"):
+        asked_int8, auto_ran_other = self.requested == "int8", self.requested == "auto" and self.variant != "int8"
+        if s is None or min(s.values()) >= 1 or not (asked_int8 or auto_ran_other):
             return None
         return (f"int8 is not faster than fp32 on this machine ({s['latency']:.2f}x at batch 1, "
                 f"{s['throughput']:.2f}x at batch {variant_tuning.THROUGHPUT_BATCH})")
