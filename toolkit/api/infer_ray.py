@@ -73,10 +73,10 @@ def infer_ray(inputs: Sequence[str], model: PathLike = "mnist", *, variant: str 
         return result
     with ray_cluster(cluster_address(address)) as where:
         result.cluster = where
-        sink = ArrowSink(out, fmt, folder, metadata=parquet_metadata(choice))  # connected: now files are written
         predictions = classify_dataset(image_dataset(sources, batch_size), choice, device=device,
                                        batch_size=batch_size, actors=actors, threads=threads,
                                        gpus_per_actor=1 if device == "cuda" else 0, top_k=result.top_k)
+        sink = ArrowSink(out, fmt, folder, metadata=parquet_metadata(choice))  # all checked: now files appear
         on_start(result)
         _consume(result, predictions, sink, sources.count, on_progress)
     if result.error is not None or result.interrupted:
