@@ -372,6 +372,9 @@ def resize(work: Work, shape: tuple[int, int], mode: str, fill: float) -> None:
     """Bring the region to the model's size: stretch it, fit it whole with borders (letterbox), or fill
     the output and crop the overflow evenly (center_crop: photos keep their proportions)."""
     oh, ow = shape
+    if work.pixels.shape[1:3] == shape and (work.box == (0.0, 0.0, oh, ow)).all():
+        work.out = work.pixels.copy()  # already the model's size, whole frame: every mode maps it onto itself
+        return
     bh, bw = _box_size(work)
     if mode == "stretch":
         sy, sx = oh / bh, ow / bw
