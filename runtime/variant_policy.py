@@ -109,6 +109,8 @@ def _fastest(folder: ModelFolder, device: str, tuner: Tuner) -> VariantChoice:
 
 
 def _given_file(path: Path, variant: str) -> VariantChoice:
+    if path.suffix != ".onnx":
+        raise EdgeclsError(f"{path}: not an ONNX model file (.onnx)")
     actual = read_info(path).variant
     if variant not in ("auto", actual) and not (variant == "int8" and actual == "int8-dynamic"):
         raise EdgeclsError(f"{path}: this file is the {actual} variant, not {variant}; give the {variant} file or "

@@ -55,7 +55,7 @@ def evaluate(model: PathLike, *, data: Optional[PathLike] = None, data_dir: Opti
         return Evaluation.from_dict(evaluate_model(model_folder(os.fspath(model), workspace), data_dir, folder))
     path = Path(model)
     if path.suffix != ".onnx":
-        raise EdgeclsError(f"{path}: evaluate takes a model name or an exported .onnx file")
+        raise EdgeclsError(f"{path}: evaluation takes a model name or an exported .onnx file")
     if not path.is_file():
         raise EdgeclsError(f"{path}: no such model file")
     return Evaluation.from_dict(evaluate_onnx(path, folder, data_dir, workspace))

@@ -37,8 +37,8 @@ def check_ray_output(output: Optional[Path], fmt: Optional[str], inputs: list[st
     or one that exists) of Parquet parts. Refuses, before any work, what local `infer` refuses for a file (an
     input, the model, a non-predictions file unless forced) and a folder that already holds files."""
     if output is None:
-        raise OutputError("a Ray run writes its predictions to files: give an output folder (Parquet parts), "
-                          "FILE.parquet or FILE.csv", "missing")
+        raise OutputError("a Ray run writes its predictions to files (a folder of Parquet parts, FILE.parquet or "
+                          "FILE.csv)", "missing")
     suffix = output.suffix.lower()
     folder = output.is_dir() or not suffix
     if not folder and suffix not in FILE_FORMATS:
