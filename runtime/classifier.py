@@ -11,7 +11,7 @@ import numpy as np
 
 from .engine import Engine, EnginePlan
 from .errors import EdgeclsError
-from .heads import BINARY, DEFAULT_THRESHOLD, to_scores
+from .heads import DEFAULT_THRESHOLD, to_scores
 from .predictions import Decoder, Prediction
 from .preprocess import ImageSource, load_pixels, prepare_with_stats, working_pixels
 from .transforms import Pipeline
@@ -42,11 +42,9 @@ class Classifier:
         self._engine = Engine.load(self.path, device, threads, spin, tuner)
         self.info = self._engine.info
         self.spec, self.labels, self.output = self.info.input_spec, self.info.labels, self.info.output
-        if self.output in BINARY and len(self.labels) != 2:
-            raise EdgeclsError(f"{self.path}: a binary head needs exactly two labels, metadata has {len(self.labels)}")
         self.pipeline = Pipeline.parse(self.info.preprocess or None, str(self.path))
         self.unsure_rule = UnsureRule.parse(self.info.unsure, str(self.path))
-        self.decode_scores = Decoder(self.labels, self.output, self.unsure_rule)
+        self._decode = Decoder(self.labels, self.output, self.unsure_rule)
         if self.choice.warning and self.choice.requested != "auto":
             warnings.warn(f"{self.path.name}: {self.choice.warning}", RuntimeWarning, stacklevel=2)
 
@@ -99,18 +97,18 @@ class Classifier:
         if not sources:
             return []
         pixels, stats = self.prepare(sources)
-        return self.decode_scores(self.run(pixels), top_k, pixels, stats)
+        return self._decode(self.run(pixels), top_k, pixels, stats)
 
     def decode(self, probabilities: np.ndarray, top_k: int = 1, pixels: Optional[np.ndarray] = None,
                stats: Optional[dict[str, np.ndarray]] = None, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
         """(N, labels) scores from `run` -> Predictions; give the model-ready `pixels` (and `stats` from
         `prepare`) they came from, so the unsure flag can use its input check."""
-        return self.decode_scores(probabilities, top_k, pixels, stats, threshold)
+        return self._decode(probabilities, top_k, pixels, stats, threshold)
 
     @property
-    def speed_note(self) -> Optional[str]:
-        """Which variant runs and why, with this machine's int8 vs fp32 measurement when there is one."""
-        return self.choice.summary + (f"; {self.choice.warning}" if self.choice.warning else "")
+    def speed_note(self) -> str:
+        """Which variant runs and why, and this machine's int8 vs fp32 verdict when it matters (see `choice`)."""
+        return "; ".join(filter(None, (self.choice.summary, self.choice.warning)))
 
     def __repr__(self) -> str:
         return (f"Classifier({str(self.path)!r}, variant={self.info.variant}, labels={len(self.labels)}, "

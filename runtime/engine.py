@@ -19,7 +19,8 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from .cores import usable_cores
-from .heads import output_width
+from .errors import EdgeclsError
+from .heads import BINARY, output_width
 from .metadata import ModelInfo
 from .model_check import check_session
 from .preprocess import layout_view, to_batch
@@ -186,6 +187,8 @@ class Engine:
         info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
         width = output_width(info.output, len(info.labels))
         check_session(session, info.labels, info.input_spec, str(path), width)
+        if info.output in BINARY and len(info.labels) != 2:
+            raise EdgeclsError(f"{path}: a binary head needs exactly two labels, metadata has {len(info.labels)}")
         names = (session.get_inputs()[0].name, session.get_outputs()[0].name)
         provider = session_provider(session)
         if provider != CPU:
