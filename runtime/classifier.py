@@ -45,7 +45,7 @@ class Classifier:
         self.pipeline = Pipeline.parse(self.info.preprocess or None, str(self.path))
         self.unsure_rule = UnsureRule.parse(self.info.unsure, str(self.path))
         self._decode = Decoder(self.labels, self.output, self.unsure_rule)
-        if self.choice.warning and self.choice.requested != "auto":
+        if self.choice.warning and self.choice.requested != "auto" and not isinstance(model, VariantChoice):
             warnings.warn(f"{self.path.name}: {self.choice.warning}", RuntimeWarning, stacklevel=2)
 
     @property

@@ -63,5 +63,5 @@ def serve(
     server = load_server(models or ["mnist"], variant=variant, device=device, threads=threads, workspace=workspace,
                          tune=tune, config=config, host=host, port=port)
     for m in server.models:
-        say((f"{m.name}: ", "bold"), f"{m.classifier.choice.summary}; engine: {m.classifier.engine}", target=err_console)
+        say((f"{m.name}: ", "bold"), f"{m.classifier.speed_note}; engine: {m.classifier.engine}", target=err_console)
     server.run(grpc_port=grpc_port, log_level=log_level, access_log=access_log)
