@@ -28,9 +28,9 @@ class Predictor:
     with the prediction columns; a file that cannot be read or decoded gets its reason in `error`, so one bad
     file never fails the job.
 
-    model: a path or shipped model name resolvable on every node, the .onnx file's bytes, or a Ray object
-    reference to them (what `classify_dataset` sends, so worker nodes need no copy of the model and every
-    actor runs the variant the driver chose). threads: onnxruntime threads (None: the cores this actor's
+    model: the .onnx file's bytes or a Ray object reference to them (what `classify_dataset` sends: worker
+    nodes need no copy of the model and every actor runs the variant the driver chose), or a path or model
+    name resolvable on every node (each actor then applies the variant policy on its own node). threads: onnxruntime threads (None: the cores this actor's
     process may use, runtime/cores.py).
     """
 
