@@ -35,7 +35,7 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON ins
 VariantOption = typer.Option(
     "auto", "--variant", metavar="auto|fp32|int8|fp16",
     help="Which exported variant runs: auto = the fastest that passed its export gate on this machine (measured "
-         "once, cached; `edgecls tune MODEL` shows it); fp16 only on a GPU.")
+         "once, cached; fp16 is a candidate only on a GPU; `edgecls tune MODEL` shows the choice).")
 Int8Option = typer.Option(False, "--int8", help="Same as --variant int8.")
 Fp16Option = typer.Option(False, "--fp16", help="Same as --variant fp16.")
 Fp32Option = typer.Option(False, "--fp32", help="Same as --variant fp32.")
