@@ -156,12 +156,12 @@ def gates_page() -> str:
 
 
 def exit_codes_page() -> str:
-    from edgecls.runtime import exit_codes
+    from edgecls.cli import exit_codes
 
     rows = [[code(value), md_text(text)] for value, text in sorted(exit_codes.DESCRIPTIONS.items())]
     return "\n".join([
         "# Exit codes", "",
-        "Every command uses the same codes (`edgecls.runtime.exit_codes`), so scripts can tell what happened without "
+        "Every command uses the same codes (`edgecls.cli.exit_codes`), so scripts can tell what happened without "
         "reading messages. Errors are one line on stderr naming the file and the problem.", "",
         table(["code", "meaning"], rows, "rl"), "",
         "Code 2 comes from `infer` (unreadable or skipped inputs), `train --data` (skipped images), `bench` (rows that "

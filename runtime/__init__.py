@@ -6,6 +6,7 @@ from .errors import EdgeclsError, ImageError
 from .metrics import classification_report, confusion_matrix
 from .preprocess import ImageSource, load_pixels, open_image, to_batch, to_pixels
 from .spec import InputSpec
+from .variant_policy import VariantChoice, choose_variant
 
 __all__ = [
     "Classifier",
@@ -14,6 +15,8 @@ __all__ = [
     "ImageSource",
     "InputSpec",
     "Prediction",
+    "VariantChoice",
+    "choose_variant",
     "classification_report",
     "confusion_matrix",
     "load_pixels",

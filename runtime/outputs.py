@@ -1,6 +1,7 @@
 """Prediction output for apps and the CLI: CSV/JSON/JSON Lines writers (row by row, bounded memory), an
 output file that is checked before any work starts and never destroys an input, and the tally of a run
-(counts, the failures and skipped entries to report, the exit code).
+(counts, the failures and skipped entries to report). What a refusal means for a command line (which flag
+to use, the exit code) is the CLI's business: `OutputError.kind` tells it which refusal it is.
 
 File names that are not valid UTF-8 arrive from the walk as surrogate-escaped strings (PEP 383). CSV and
 JSON Lines/JSON files keep them exactly: CSV writes the original bytes, JSON writes the same string as
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Optional, Sequence, Union
 
-from . import exit_codes
 from .errors import EdgeclsError
 from .files import IMAGE_SUFFIXES, Skipped
 from .stream import Result
@@ -32,7 +32,12 @@ PARTIAL_SUFFIX = ".partial"
 
 
 class OutputError(EdgeclsError):
-    """The output location cannot be used; raised before any image is decoded."""
+    """The output location cannot be used; raised before any image is decoded. `kind` names the refusal:
+    directory, format, input (an input or the model), exists (a file that is not a predictions file), or ""."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def result_dict(r: Result) -> dict[str, Any]:
@@ -92,7 +97,7 @@ def choose_format(output: Optional[Path], fmt: Optional[str] = None, as_json: bo
     """--json > --format > the output file's suffix > table."""
     chosen = "json" if as_json else fmt or (output.suffix.lstrip(".").lower() if output else "table")
     if chosen not in FORMATS or (output is not None and chosen == "table"):
-        raise OutputError(f"unknown output format {chosen!r}; use .csv, .json or .jsonl (or --format)")
+        raise OutputError(f"unknown output format {chosen!r}; use .csv, .json or .jsonl", "format")
     return chosen
 
 
@@ -137,7 +142,7 @@ def check_output(output: Path, inputs: Sequence[Union[str, os.PathLike]] = (), *
     output = Path(output)
     where = str(output)
     if output.is_dir():
-        raise OutputError(f"{where}: is a directory; give a file name for --output (e.g. {output / 'predictions.csv'})")
+        raise OutputError(f"{where}: is a directory, not a file name (e.g. {output / 'predictions.csv'})", "directory")
     parent = output.parent
     if not parent.is_dir():
         raise OutputError(f"{where}: folder {parent} does not exist")
@@ -145,11 +150,11 @@ def check_output(output: Path, inputs: Sequence[Union[str, os.PathLike]] = (), *
         raise OutputError(f"{where}: folder {parent} is not writable")
     for item in (*map(os.fspath, inputs), *map(os.fspath, protected)):
         if _same_file(output, item):
-            raise OutputError(f"{where}: is an input of this run ({item}); refusing to write over it (even with --force)")
+            raise OutputError(f"{where}: is an input of this run ({item}); refusing to write over it", "input")
     for item in map(os.fspath, inputs):
         if _would_be_walked(output, item, recursive):
             raise OutputError(f"{where}: lies among the inputs ({item}) and would be read as an image; "
-                              "write predictions elsewhere (even --force does not allow this)")
+                              "write predictions elsewhere", "input")
     for path in (output, output.with_name(output.name + PARTIAL_SUFFIX)):
         try:
             mode = os.lstat(path).st_mode
@@ -165,8 +170,8 @@ def check_output(output: Path, inputs: Sequence[Union[str, os.PathLike]] = (), *
         if not stat.S_ISREG(mode):
             raise OutputError(f"{path}: exists and is not a regular file; refusing to write there")
     if output.exists() and not force and not looks_like_predictions(output):
-        raise OutputError(f"{where}: exists and is not an edgecls predictions file; refusing to overwrite it "
-                          "(use --force to replace it)")
+        raise OutputError(f"{where}: exists and is not an edgecls predictions file; refusing to overwrite it",
+                          "exists")
 
 
 class PredictionFile:
@@ -250,11 +255,6 @@ class RunTally:
     @property
     def total(self) -> int:
         return self.ok + self.failed
-
-    def exit_code(self, interrupted: bool = False) -> int:
-        if interrupted:
-            return exit_codes.INTERRUPTED
-        return exit_codes.INPUTS_SKIPPED if self.failed or self.skipped else exit_codes.OK
 
     def problem_lines(self) -> list[str]:
         """One line per reported problem, then how many more there were."""

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from .cores import usable_cores
 from .errors import EdgeclsError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -33,7 +34,8 @@ def create_session(
     threads: Optional[int] = None,
     spin: bool = True,
 ):
-    """An InferenceSession on `device`. `auto` uses CUDA when onnxruntime-gpu sees a GPU, else CPU.
+    """An InferenceSession on `device`. `auto` uses CUDA when onnxruntime-gpu sees a GPU, else CPU. `threads`
+    defaults to the cores this process may use (runtime/cores.py), not the host's count.
 
     spin=False stops idle onnxruntime threads from busy-waiting, which matters when other work
     (image decoding) shares the cores between batches."""
@@ -43,9 +45,8 @@ def create_session(
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: no provider fallback spew on CPU-only machines
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+    options.intra_op_num_threads = usable_cores(threads)
+    options.inter_op_num_threads = 1
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()

@@ -19,7 +19,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .classifier import Classifier, Prediction
+from .classifier import Classifier
+from .predictions import Prediction
 from .errors import ImageError
 from .preprocess import ImageSource, describe, load_pixels, prepare_with_stats, working_pixels
 from .spec import InputSpec
@@ -143,24 +144,27 @@ def classify_stream(
         while pending:
             chunk, futures = pending.popleft()
             submit_next()
-            arrays, measured, where, errors = [], [], [], {}
-            offset = 0
-            for future in futures:
-                pixels, positions, errs, stats = future.result()
-                if pixels is not None:
-                    arrays.append(pixels)
-                    measured.append(stats)
-                    where.extend(offset + p for p in positions)
-                errors.update({offset + i: e for i, e in errs.items()})
-                offset += split
-            predictions = []
-            if arrays:
-                batch = np.concatenate(arrays)
-                stats = {k: np.concatenate([m[k] for m in measured]) for k in measured[0]} \
-                    if all(measured[0].keys() == m.keys() for m in measured) else {}
-                predictions = clf.decode(clf.run(batch), top_k, pixels=batch, stats=stats)
-            by_index = dict(zip(where, predictions))
-            for i, source in enumerate(chunk):
-                name = source if isinstance(source, str) else describe(source)
-                prediction = by_index.get(i)
-                yield Result(name, prediction, None if prediction is not None else errors[i])
+            yield from _answer(clf, chunk, [f.result() for f in futures], split, top_k)
+
+
+def _answer(clf: Classifier, chunk: list, parts: list, split: int, top_k: int) -> Iterator[Result]:
+    """One decoded chunk (its parts as `decode_chunk` returned them) through the model: a Result per source."""
+    arrays, measured, where, errors = [], [], [], {}
+    for n, (pixels, positions, errs, stats) in enumerate(parts):
+        offset = n * split
+        if pixels is not None:
+            arrays.append(pixels)
+            measured.append(stats)
+            where.extend(offset + p for p in positions)
+        errors.update({offset + i: e for i, e in errs.items()})
+    predictions = []
+    if arrays:
+        batch = np.concatenate(arrays)
+        stats = {k: np.concatenate([m[k] for m in measured]) for k in measured[0]} \
+            if all(measured[0].keys() == m.keys() for m in measured) else {}
+        predictions = clf.decode(clf.run(batch), top_k, pixels=batch, stats=stats)
+    by_index = dict(zip(where, predictions))
+    for i, source in enumerate(chunk):
+        name = source if isinstance(source, str) else describe(source)
+        prediction = by_index.get(i)
+        yield Result(name, prediction, None if prediction is not None else errors[i])

@@ -1,6 +1,9 @@
-"""Timing on the machine at hand, for the choices edgecls measures once and caches (variant auto, sub-batch
-size, batch-1 core count): the candidates take turns round after round, so drift and load from other processes
-hit them all alike, and each keeps the samples of its turns."""
+"""Timing on the machine at hand: one set of loops for the choices edgecls tunes once and caches (variant auto,
+sub-batch size, batch-1 core count), `edgecls bench`, export's speed figures and the benchmark scripts.
+Candidates take turns round after round, so drift and load from other processes hit them all alike, and each
+keeps the samples of its turns.
+
+Stable API: seconds, take_turns, window_rate, call_times."""
 
 from __future__ import annotations
 
@@ -29,3 +32,27 @@ def take_turns(turns: dict[K, Callable[[], Iterable[float]]], budget_s: float, m
             samples[key].extend(turn())
         rounds += 1
     return samples
+
+
+def window_rate(fn: Callable[..., Any], *args: Any, items: int = 1, window_s: float = 0.5) -> float:
+    """Items per second of fn(*args) called back to back for at least `window_s` (each call handles `items`)."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn(*args)
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= window_s:
+            return calls * items / elapsed
+
+
+def call_times(fn: Callable[..., Any], args: Iterable[tuple], calls: int) -> list[float]:
+    """Seconds of `calls` calls fn(*a), the arguments taken in turn from `args` (cycled)."""
+    pool = list(args)
+    clock = time.perf_counter
+    out = []
+    for i in range(calls):
+        a = pool[i % len(pool)]
+        start = clock()
+        fn(*a)
+        out.append(clock() - start)
+    return out

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import EdgeclsError
+from .unsure import midtone_fraction
 
 Step = dict[str, Any]
 
@@ -33,14 +34,39 @@ class Work:
     box: np.ndarray  # float64 (N, 4): y0, x0, y1, x1, the region of interest in input pixel coordinates
     out: np.ndarray | None = None  # (N, h, w, C), uint8 or float32: set by the resampling (terminal) step
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # per-image measurements (the unsure flag's input check)
+    _edges: tuple = field(default=(None, None, None), repr=False)  # (array, border, background) last measured
+    _region: tuple = field(default=(None, None, None), repr=False)  # (box, rows, columns) last computed
 
     @classmethod
     def of(cls, pixels: np.ndarray) -> "Work":
         n, h, w = pixels.shape[:3]
-        box = np.tile(np.array([0.0, 0.0, h, w]), (n, 1))
+        box = np.array([[0.0, 0.0, h, w]]).repeat(n, axis=0)
         # uint8 stays uint8 while steps only measure (a quarter of the memory traffic); the first step that
         # changes values works in float32. Steps never write into this array: it may be the caller's.
         return cls(pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32, copy=False), box)
+
+    def edges(self, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(border, background) of `array` (the pixels or the output): measured once per array, so steps that
+        read the same unchanged pixels (polarity, then levels) do not measure them again."""
+        seen, border, bg = self._edges
+        if seen is not array:
+            border = _border(_luma(array))
+            bg = _background(None, border)
+            self._edges = (array, border, bg)
+        return border, bg
+
+    def region(self) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean (N, H) rows and (N, W) columns whose pixel centres lie inside each image's box: computed once
+        per box (measure and fit read the same one)."""
+        box, rows, cols = self._region
+        if box is not self.box:
+            h, w = self.pixels.shape[1:3]
+            ys, xs = np.arange(h) + 0.5, np.arange(w) + 0.5
+            box = self.box
+            rows = (ys[None, :] >= box[:, :1]) & (ys[None, :] <= box[:, 2:3])
+            cols = (xs[None, :] >= box[:, 1:2]) & (xs[None, :] <= box[:, 3:4])
+            self._region = (box, rows, cols)
+        return rows, cols
 
 
 @dataclass(frozen=True)
@@ -86,7 +112,7 @@ def _border(luma: np.ndarray) -> np.ndarray:
     return np.concatenate([luma[:, 0, :], luma[:, -1, :], luma[:, 1:-1, 0], luma[:, 1:-1, -1]], axis=1)
 
 
-def _background(luma: np.ndarray, border: np.ndarray | None = None) -> np.ndarray:
+def _background(luma: np.ndarray | None, border: np.ndarray | None = None) -> np.ndarray:
     """(N,) median of the border, float32: the background on almost any picture (one partition, no sort)."""
     border = _border(luma) if border is None else border
     k = border.shape[1] // 2
@@ -145,7 +171,10 @@ def _resample(work: Work, shape: tuple[int, int], scale_y: np.ndarray, scale_x: 
         if same.any():  # nothing moves: the image itself
             out[same] = px[same]
             copy &= ~same
-    if copy.any():
+    if copy.any() and copy.sum() <= SLICED_COPIES:  # a few images: one slice each beats building a gather
+        for i in np.flatnonzero(copy):
+            out[i] = _shifted(px[i], int(shift_y[i]), int(shift_x[i]), (oh, oww), fill)
+    elif copy.any():
         iy = np.arange(oh)[None, :] + shift_y[copy, None].astype(np.intp)  # (M, oh) source rows
         ix = np.arange(oww)[None, :] + shift_x[copy, None].astype(np.intp)
         ok = ((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]
@@ -167,6 +196,21 @@ def _resample(work: Work, shape: tuple[int, int], scale_y: np.ndarray, scale_x: 
     work.out = out
 
 
+SLICED_COPIES = 4
+
+
+def _shifted(image: np.ndarray, dy: int, dx: int, shape: tuple[int, int], fill: float) -> np.ndarray:
+    """`image` (H,W,C) read at whole-pixel offset (dy, dx) into a float32 `shape` frame, `fill` outside it:
+    out[y, x] = image[y + dy, x + dx]."""
+    h, w = image.shape[:2]
+    out = np.full((*shape, image.shape[2]), fill, np.float32)
+    y0, y1 = max(0, -dy), min(shape[0], h - dy)
+    x0, x1 = max(0, -dx), min(shape[1], w - dx)
+    if y0 < y1 and x0 < x1:
+        out[y0:y1, x0:x1] = image[y0 + dy : y1 + dy, x0 + dx : x1 + dx]
+    return out
+
+
 def _box_size(work: Work) -> tuple[np.ndarray, np.ndarray]:
     bh = np.maximum(work.box[:, 2] - work.box[:, 0], 1e-6)
     bw = np.maximum(work.box[:, 3] - work.box[:, 1], 1e-6)
@@ -183,7 +227,7 @@ def polarity(work: Work, shape: tuple[int, int], background: str) -> None:
     The background is the median of the image's border; the ink is whichever extreme lies further
     from it. A blank image has no extreme on either side and is left alone."""
     luma = _luma(work.pixels)
-    bg = _background(luma)
+    bg = work.edges(work.pixels)[1]
     if background == "dark" and luma.dtype == np.uint8:
         # On a black background (bg 0, and no pixel below 0) no ink can be darker: only the others are looked at.
         invert = np.zeros(len(luma), bool)
@@ -214,9 +258,11 @@ def levels(work: Work, shape: tuple[int, int], floor: float, noise: float) -> No
     step it works on the model-sized output (thin strokes shrunk to grey get their full ink back)."""
     src = work.pixels if work.out is None else work.out
     luma = _luma(src)
-    border = _border(luma)
-    bg = _background(luma, border)
-    span = luma.max(axis=(1, 2)).astype(np.float32) - bg
+    border, bg = work.edges(src)
+    top = luma.max(axis=(1, 2))
+    if floor == 0 and not bg.any() and (top == 255).all() and (noise == 0 or border.min() >= 0):
+        return  # full range on a black background (data-set images): gain 1, no grain, nothing changes
+    span = top.astype(np.float32) - bg
     gain = np.divide(255.0, span, out=np.zeros_like(span), where=span > 8.0)  # < 8 grey levels: nothing there
     cut = np.full(len(luma), floor, np.float64)
     if noise:
@@ -277,16 +323,12 @@ def measure(work: Work, shape: tuple[int, int], statistic: str) -> None:
 
     Images much larger than the model input get a 3x3 median first: paper grain and JPEG speckle are not
     ink, and a median keeps stroke edges sharp where a blur would turn them grey."""
-    from .unsure import midtone_fraction
-
     luma = _luma(work.pixels)
     n, h, w = luma.shape
     if min(h, w) > 2 * max(shape):
         padded = np.pad(luma, ((0, 0), (1, 1), (1, 1)), mode="edge")
         luma = np.median(np.stack([padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]), axis=0)
-    ys, xs = np.arange(h) + 0.5, np.arange(w) + 0.5
-    in_y = (ys[None, :] >= work.box[:, :1]) & (ys[None, :] <= work.box[:, 2:3])
-    in_x = (xs[None, :] >= work.box[:, 1:2]) & (xs[None, :] <= work.box[:, 3:4])
+    in_y, in_x = work.region()
     work.stats[statistic] = midtone_fraction(luma, in_y[:, :, None] & in_x[:, None, :])
 
 
@@ -307,8 +349,7 @@ def fit(work: Work, shape: tuple[int, int], size: int, center: str, fill: float)
         luma = _luma(work.pixels).astype(np.float32, copy=False)
         n, h, w = luma.shape
         ys, xs = np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5
-        in_y = ((ys[None, :] >= work.box[:, :1]) & (ys[None, :] <= work.box[:, 2:3])).astype(np.float32)  # (N, H)
-        in_x = ((xs[None, :] >= work.box[:, 1:2]) & (xs[None, :] <= work.box[:, 3:4])).astype(np.float32)  # (N, W)
+        in_y, in_x = (m.astype(np.float32) for m in work.region())  # (N, H), (N, W)
         rows = np.matmul(luma, in_x[:, :, None])[..., 0] * in_y  # (N, H): ink per row inside the region
         cols = np.matmul(in_y[:, None, :], luma)[:, 0] * in_x  # (N, W)
         total = rows.sum(axis=1, dtype=np.float64)
@@ -331,6 +372,9 @@ def resize(work: Work, shape: tuple[int, int], mode: str, fill: float) -> None:
     """Bring the region to the model's size: stretch it, fit it whole with borders (letterbox), or fill
     the output and crop the overflow evenly (center_crop: photos keep their proportions)."""
     oh, ow = shape
+    if work.pixels.shape[1:3] == shape and (work.box == (0.0, 0.0, oh, ow)).all():
+        work.out = work.pixels.copy()  # already the model's size, whole frame: every mode maps it onto itself
+        return
     bh, bw = _box_size(work)
     if mode == "stretch":
         sy, sx = oh / bh, ow / bw

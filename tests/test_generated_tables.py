@@ -211,7 +211,7 @@ def test_published_results_carry_their_load_average_into_the_docs(tmp_path):
 # --- reference pages vs the code they list -------------------------------------------------------------------------
 
 def test_reference_pages_list_what_the_code_defines():
-    from edgecls.runtime import exit_codes
+    from edgecls.cli import exit_codes
     from edgecls.runtime.transforms import PRESETS, TRANSFORMS
 
     metadata = reference_docs.metadata_page()

@@ -90,7 +90,7 @@ def cluster():
         c.shutdown()
 
 
-def _local(model: str, folder_or_paths, top_k: int, variant: str = "fp32") -> dict:
+def _local(model: str, folder_or_paths, top_k: int, variant: str = "auto") -> dict:
     clf = Classifier(model, variant=variant, device="cpu")
     paths = iter_image_files([folder_or_paths]) if isinstance(folder_or_paths, Path) else folder_or_paths
     return {os.path.abspath(r.source): r for r in classify_stream(clf, paths, batch_size=256, top_k=top_k)}

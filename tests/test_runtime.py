@@ -149,7 +149,7 @@ def test_missing_and_non_edgecls_models(tmp_path):
     with pytest.raises(EdgeclsError, match="no such model file"):
         Classifier(tmp_path / "nope.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"garbage")
-    with pytest.raises(EdgeclsError, match="cannot load ONNX model"):
+    with pytest.raises(EdgeclsError, match="not an ONNX model|cannot load ONNX model"):
         Classifier(tmp_path / "junk.onnx")
     with pytest.raises(EdgeclsError, match=r"did you mean 'emotion'\?") as err:  # a typo is not a model to export
         Classifier("emotion-xl")

@@ -32,7 +32,7 @@ def digits(data_dir):
 
 @pytest.fixture(scope="module")
 def mnist_clf() -> Classifier:
-    return Classifier("mnist", variant="fp32")  # the server serves fp32 (its default)
+    return Classifier("mnist")  # the server serves what the one variant policy picks, as Classifier does
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_infer_cifar10_and_int8(server, digits):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     out = _outputs(httpx.post(server.url + "/v2/models/cifar10/infer", json=_infer_body(pixels)))
-    np.testing.assert_allclose(np.array(out["probabilities"]["data"]).reshape(3, 10), Classifier("cifar10", variant="fp32").run(pixels),
+    np.testing.assert_allclose(np.array(out["probabilities"]["data"]).reshape(3, 10), Classifier("cifar10").run(pixels),
                                atol=1e-5)
     x = digits[0][:4]
     out = _outputs(httpx.post(server.url + "/v2/models/digits8/infer", json=_infer_body(x)))
@@ -349,7 +349,7 @@ def test_cli_refuses_bad_setups_with_one_line(tmp_path):
     dup = run("mnist", "mnist", "--port", "1")
     assert dup.returncode == 1 and "two models would be served as 'mnist'" in dup.stdout + dup.stderr
     bad = run("mnist", "--int8", "--fp16")
-    assert bad.returncode == 1 and "choose one of --int8 and --fp16" in bad.stdout + bad.stderr
+    assert bad.returncode == 1 and "choose one variant" in bad.stdout + bad.stderr
     for result in (missing, dup, bad):
         assert "Traceback" not in result.stdout + result.stderr
 

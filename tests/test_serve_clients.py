@@ -73,7 +73,7 @@ def grpc_client(server):
 
 def _expected(model, pixels: np.ndarray, top_k: int = 3) -> dict[str, np.ndarray]:
     """What a local Classifier says about `pixels`, as the four output tensors."""
-    clf = model if isinstance(model, Classifier) else Classifier(model, variant="fp32")
+    clf = model if isinstance(model, Classifier) else Classifier(model)  # the variant the server picks too
     probabilities = clf.run(pixels)
     predictions = clf.decode(probabilities, top_k, pixels=pixels)
     return {"probabilities": probabilities,
@@ -111,7 +111,7 @@ def test_http_client_defaults_binary_tensors(http_client, digits):
     assert result.as_numpy("labels")[:, 0].astype(str).tolist() == [str(v) for v in y]  # all 8 digits right
     response = result.get_response()
     assert all("binary_data_size" in o["parameters"] and "data" not in o for o in response["outputs"])
-    assert response["parameters"] == {"top_k": 3, "variant": "fp32"}
+    assert response["parameters"] == {"top_k": 3, "variant": Classifier("mnist").info.variant}  # auto's choice
 
 
 def test_http_client_json_and_mixed_tensors(http_client, digits):
@@ -165,7 +165,7 @@ def test_grpc_client_defaults(grpc_client, digits):
     result = grpc_client.infer("mnist", [tensor], request_id="g-1")  # all outputs, raw contents
     _check(result, _expected("mnist", x))
     response = result.get_response()
-    assert response.id == "g-1" and response.parameters["variant"].string_param == "fp32"
+    assert response.id == "g-1" and response.parameters["variant"].string_param == Classifier("mnist").info.variant
     top1 = _infer(triton_grpc, grpc_client, "digits8", x, outputs=("labels",), parameters={"top_k": 1})
     assert top1.as_numpy("labels").shape == (8, 1)
     assert top1.as_numpy("labels")[:, 0].astype(str).tolist() == \
@@ -309,7 +309,7 @@ def test_http_and_grpc_requests_share_batches_and_metrics(server, digits):
         return answers
 
     answers = asyncio.run(fire())
-    np.testing.assert_allclose(np.stack(answers), Classifier("mnist", variant="fp32").run(x), atol=1e-6)
+    np.testing.assert_allclose(np.stack(answers), Classifier("mnist").run(x), atol=1e-6)
     text = httpx.get(server.url + "/metrics").text
     after = metric_samples(text, "edgecls_batch_size", model="mnist")
     runs = after["edgecls_batch_size_count"] - before.get("edgecls_batch_size_count", 0)
@@ -411,7 +411,7 @@ def test_shutdown_answers_grpc_and_http_requests_in_flight(tmp_path, digits):
         assert srv.proc.wait(30) == -signal.SIGTERM
     finally:
         srv.stop()
-    expected = Classifier("mnist", variant="fp32").run(x)
+    expected = Classifier("mnist").run(x)
     for i, answer in enumerate(answers):
         got = np.frombuffer(answer.raw_output_contents[0], "<f4") if i % 2 else \
             np.array(answer.json()["outputs"][0]["data"], np.float32)

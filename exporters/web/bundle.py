@@ -16,8 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
 
+from ...runtime.errors import EdgeclsError
 from ...runtime.metadata import ModelInfo, read_info
 from ...runtime.store import locate
+from ...runtime.variant_policy import choose_variant
 from ...runtime.variants import VARIANTS
 from ..errors import ExportError
 from .operators import check_operators
@@ -25,6 +27,7 @@ from .ort_format import FP32_MAX_DIFF, INT8_MAX_DIFF, convert_checked
 from .runtime_files import FILES, NOTICE, VERSION, ensure_runtime
 
 PAGE_FILES = ("index.html", "app.js", "edgecls.js", "preprocess.js")
+WEB_VARIANTS = ("auto", "fp32", "int8")  # what onnxruntime-web runs well in a page (fp16 is for GPUs)
 
 # The steps and parameters static/preprocess.js implements. tests/test_web.py checks this against the Python
 # registry (edgecls.runtime.transforms.TRANSFORMS), so a step added or changed there fails CI until it is ported.
@@ -54,18 +57,16 @@ class WebBundle:
 
 
 def pick_variant(fp32_path: Path, variant: str = "auto") -> Path:
-    """The model to ship: int8 where it passed its gate at export (the exporter only writes passing
-    variants), else fp32; or the variant asked for."""
-    fp32_path = Path(fp32_path)
-    int8 = locate(fp32_path).folder.variant_path("int8")
-    if variant == "auto":
-        return int8 if int8.is_file() else fp32_path
-    chosen = {"fp32": fp32_path, "int8": int8}.get(variant)
-    if chosen is None:
-        raise ExportError(f"unknown web variant {variant!r}; choose auto, fp32 or int8")
-    if not chosen.is_file():
-        raise ExportError(f"{chosen}: no {variant} model to package (export it first, e.g. with --int8)")
-    return chosen
+    """The model to ship, by the runtime's one variant policy (edgecls.runtime.variant_policy): auto is the
+    variant `edgecls infer`, `serve` and `Classifier` run for this model on this machine (a variant the exporter
+    wrote has passed its gate), so the page gives their answers; or the variant asked for (fp32 or int8)."""
+    if variant not in WEB_VARIANTS:
+        raise ExportError(f"unknown web variant {variant!r}; choose {', '.join(WEB_VARIANTS)}")
+    folder = locate(Path(fp32_path)).folder.directory.resolve()  # a path, never read as a model name
+    try:
+        return choose_variant(folder, variant, device="cpu").path
+    except EdgeclsError as exc:
+        raise ExportError(f"{exc} (export it first, e.g. with --int8)") from None
 
 
 def model_json(info: ModelInfo, model_file: str) -> dict:

@@ -61,13 +61,22 @@ def float_predict(sess, layout: str = "NCHW") -> Callable:
 
 
 def sharded_predict(blob: bytes, threads: int, sub_batch="auto") -> Callable:
-    """The shipped big-batch path (`edgecls.runtime.inference.ShardedRunner`): the batch cut into `threads`
-    contiguous shards, each run on a pool thread by a one-thread session; smaller batches run whole on one."""
-    from edgecls.runtime.inference import ShardedRunner
+    """The shipped big-batch path (`edgecls.runtime.engine.ShardedRunner`): the batch cut into `threads`
+    contiguous shards, each run on a pool thread by a one-thread session; smaller batches run whole on one.
+    sub_batch "auto": timed here on a 128-image shard per core (runtime/tuning/sub_batch.py), not cached."""
+    from edgecls.runtime.engine import ShardedRunner
+    from edgecls.runtime.tuning import sub_batch as sizes
 
     sess = session(blob, 1)
     name = sess.get_inputs()[0].name
-    runner = ShardedRunner(lambda: sess, threads, sub_batch=sub_batch)  # "auto": timed here, not cached
+    runner = ShardedRunner(lambda: sess, threads)
+    if sub_batch == "auto":
+        shape = tuple(d if isinstance(d, int) else 1 for d in sess.get_inputs()[0].shape[1:])
+        sample = np.random.default_rng(0).integers(0, 256, (threads * sizes.PER_SHARD, *shape)).astype(np.float32)
+        runner.sub_batch = sizes.best_size(sizes.time_sizes(lambda s: runner.run(sample, lambda b: b, s),
+                                                            len(sample)))
+    else:
+        runner.sub_batch = sub_batch
 
     def to_input(b):
         return np.ascontiguousarray(b.astype(np.float32).transpose(0, 3, 1, 2))

@@ -45,6 +45,7 @@ def wall(cmd: list[str], runs: int = 3, env: dict | None = None) -> float:
 
 def bench_in_memory(x: np.ndarray) -> dict[str, float]:
     from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.timing import call_times, window_rate
 
     out: dict[str, float] = {}
     for variant in ("int8", "fp32"):
@@ -52,22 +53,12 @@ def bench_in_memory(x: np.ndarray) -> dict[str, float]:
         batch = x[:256]
         for _ in range(20):
             clf.run(batch)
-        rates = []
-        for _ in range(5):
-            n, start = 0, time.perf_counter()
-            while time.perf_counter() - start < 1.0:
-                clf.run(batch)
-                n += len(batch)
-            rates.append(n / (time.perf_counter() - start))
-        out[f"{variant}_b256_img_s"] = statistics.median(rates)
+        out[f"{variant}_b256_img_s"] = statistics.median(window_rate(clf.run, batch, items=len(batch), window_s=1.0)
+                                                         for _ in range(5))
         one = x[:1]
         for _ in range(200):
             clf.run(one)
-        lat = []
-        for i in range(3000):
-            t = time.perf_counter_ns()
-            clf.run(one)
-            lat.append((time.perf_counter_ns() - t) / 1000)
+        lat = [t * 1e6 for t in call_times(clf.run, [(one,)], 3000)]
         out[f"{variant}_b1_p50_us"] = float(np.percentile(lat, 50))
         out[f"{variant}_b1_p99_us"] = float(np.percentile(lat, 99))
     return out

@@ -19,6 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..runtime.timing import call_times, window_rate
+
 Predict = Callable[[np.ndarray], np.ndarray]
 SETTLE_S = 0.2
 
@@ -38,14 +40,7 @@ def throughput(predicts: dict[str, Predict], x: np.ndarray, batch: int, rounds: 
     for _ in range(rounds):
         for name, predict in predicts.items():
             time.sleep(settle_s)  # the previous engine's spinning threads go idle first
-            n, start = 0, time.perf_counter()
-            while True:
-                predict(data)
-                n += batch
-                elapsed = time.perf_counter() - start
-                if elapsed >= window_s:
-                    break
-            rates[name].append(n / elapsed)
+            rates[name].append(window_rate(predict, data, items=batch, window_s=window_s))
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
@@ -58,14 +53,9 @@ def latency(predicts: dict[str, Predict], x: np.ndarray, rounds: int, calls: int
         for one in singles[:10]:
             predict(one)
     times: dict[str, list[float]] = {name: [] for name in predicts}
-    clock = time.perf_counter
     for r in range(rounds):
         for name, predict in predicts.items():
             time.sleep(settle_s)
-            bucket = times[name]
-            for i in range(calls):
-                one = singles[(r * calls + i) % len(singles)]
-                start = clock()
-                predict(one)
-                bucket.append(clock() - start)
+            turn = [(singles[(r * calls + i) % len(singles)],) for i in range(calls)]
+            times[name] += call_times(predict, turn, calls)
     return {name: (float(np.percentile(t, 50)) * 1e3, float(np.percentile(t, 99)) * 1e3) for name, t in times.items()}

@@ -12,7 +12,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,28 +82,21 @@ def _peak_rss_mb() -> float:
 
 def throughput(predict: Predict, x: np.ndarray, batch: int, min_seconds: float, repeats: int) -> float:
     """Median img/s over `repeats` timed windows of at least `min_seconds`, after warm-up."""
+    from ..runtime.timing import window_rate
+
     data = np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])).astype(np.float32))
     for _ in range(3):
         predict(data)
-    rates = []
-    for _ in range(repeats):
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < min_seconds:
-            predict(data)
-            n += batch
-        rates.append(n / (time.perf_counter() - start))
-    return statistics.median(rates)
+    return statistics.median(window_rate(predict, data, items=batch, window_s=min_seconds) for _ in range(repeats))
 
 
 def latency_ms(predict: Predict, x: np.ndarray, runs: int) -> tuple[float, float]:
+    from ..runtime.timing import call_times
+
     one = np.ascontiguousarray(x[:1].astype(np.float32))
     for _ in range(20):
         predict(one)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        predict(one)
-        times.append((time.perf_counter() - start) * 1000)
+    times = np.array(call_times(predict, [(one,)], runs)) * 1000
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
 

@@ -1,7 +1,7 @@
 """The `edgecls` command. Each command imports heavy libraries (TensorFlow, onnxruntime) only
 when it runs, so `edgecls --help` stays instant.
 
-Exit codes (edgecls.runtime.exit_codes): 0 all good; 1 usage error, bad model or unusable output
+Exit codes (edgecls.cli.exit_codes): 0 all good; 1 usage error, bad model or unusable output
 location; 2 the run finished but some inputs were unreadable or skipped; 130 interrupted (Ctrl-C).
 Errors are one line on stderr, printed literally (a path holding `[/b]` is just text), never a traceback.
 """
@@ -13,11 +13,11 @@ import sys
 
 __all__ = ["app", "main"]
 
-ERROR, INTERRUPTED = 1, 130  # as in edgecls.runtime.exit_codes; literal so a Ctrl-C during imports needs nothing
+ERROR, INTERRUPTED = 1, 130  # as in edgecls.cli.exit_codes; literal so a Ctrl-C during imports needs nothing
 
 
 def _load_app():
-    from . import bench, evaluate, export, infer, models, quantize, serve, train  # noqa: F401 - commands register on `app`
+    from . import bench, evaluate, export, infer, models, quantize, serve, train, tune  # noqa: F401 - commands register on `app`
     from .root import app as typer_app
 
     globals()["app"] = typer_app  # later `from edgecls.cli import app` finds it without __getattr__
@@ -96,7 +96,9 @@ def _run() -> int:
         if _interrupted:
             sys.stderr.write("interrupted\n")
             return INTERRUPTED
-        _error(str(exc))
+        from .hints import cli_message
+
+        _error(cli_message(exc))
         return ERROR
     except TyperException as exc:  # usage errors: click would exit 2, which means "some inputs skipped" here
         from typer import rich_utils

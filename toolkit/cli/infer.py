@@ -1,19 +1,18 @@
-"""`edgecls infer`: classify files, folders or globs with an exported model."""
+"""`edgecls infer`: classify files, folders or globs with an exported model (edgecls.api.infer / infer_ray)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-import warnings
-from contextlib import closing
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .root import WorkspaceOption, app, console, err_console, print_table
+from . import exit_codes
 from .interrupt import stop_on_interrupt
+from .root import (Fp16Option, Fp32Option, Int8Option, VariantOption, WorkspaceOption, app, console, err_console,
+                   print_table, say, variant_from)
 
 MAX_TABLE_ROWS = 200
 
@@ -22,17 +21,20 @@ MAX_TABLE_ROWS = 200
 def infer(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns (--engine ray: also "
                                        ".txt listings of paths and URIs such as s3://bucket/photos/)."),
-    model: str = typer.Option("mnist", "--model", "-m", help="Shipped model name or path to an .onnx file."),
-    int8: bool = typer.Option(False, "--int8", help="Use the model's int8 variant (default for a model name: the "
-                              "fastest validated variant on this machine, measured once and cached)."),
-    fp32: bool = typer.Option(False, "--fp32", help="Use the model's fp32 variant."),
-    fp16: bool = typer.Option(False, "--fp16", help="Use the model's fp16 variant."),
+    model: str = typer.Option("mnist", "--model", "-m", help="Model name, model folder or .onnx file."),
+    variant: str = VariantOption,
+    int8: bool = Int8Option,
+    fp32: bool = Fp32Option,
+    fp16: bool = Fp16Option,
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available) | cpu | cuda."),
     batch_size: int = typer.Option(256, "--batch-size", "-b", min=1, help="Images per inference batch."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
-    workers: int = typer.Option(os.cpu_count() or 1, "--workers", min=1, help="Decoding worker processes."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads (default: the cores "
+                                          "this process may use; --engine ray: per actor, default 1)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding worker processes (default: the "
+                                          "cores this process may use)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
-    top_k: int = typer.Option(1, "--topk", "-k", min=1, help="Report the k most likely labels."),
+    top_k: int = typer.Option(1, "--topk", "-k", min=1, help="Report the k most likely labels (at most the "
+                              "model's number of labels)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write predictions to .csv, .json or .jsonl "
                                           "(--engine ray: a folder of Parquet parts, .parquet or .csv)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="table | csv | json | jsonl (default: from --output, else table)."),
@@ -48,111 +50,79 @@ def infer(
 ) -> None:
     """Classify images. Unreadable or skipped inputs are listed. Exit codes: 0 all classified, 1 usage or model
     error, 2 some inputs unreadable or skipped, 130 interrupted."""
-    from ..runtime.classifier import Classifier
     from ..runtime.errors import EdgeclsError
-    from ..runtime.files import iter_image_files
-    from ..runtime.outputs import PredictionFile, RunTally, Writer, check_output, choose_format
-    from ..runtime.store import find_onnx, looks_like_path
-    from ..runtime.stream import classify_stream
 
-    if int8 + fp16 + fp32 > 1:
-        raise EdgeclsError("choose one of --int8, --fp16 and --fp32")
+    variant = variant_from(variant, int8, fp16, fp32)
+    fmt = "json" if as_json else fmt
     if engine not in ("local", "ray"):
         raise EdgeclsError(f"unknown engine {engine!r}; choose local or ray")
     if engine == "ray":
         from .infer_ray import infer_on_ray
 
-        return infer_on_ray(inputs, model=model, variant="int8" if int8 else "fp16" if fp16 else "fp32",  # auto: fp32
-                            device=device, batch_size=batch_size, threads=threads, recursive=recursive, top_k=top_k,
-                            output=output, fmt="json" if as_json else fmt, force=force, address=ray_address,
-                            actors=actors, workspace=workspace)
+        return infer_on_ray(inputs, model=model, variant=variant, device=device, batch_size=batch_size,
+                            threads=threads, recursive=recursive, top_k=top_k, output=output, fmt=fmt, force=force,
+                            address=ray_address, actors=actors, workspace=workspace)
     if ray_address or actors:
         raise EdgeclsError("--ray-address and --actors need --engine ray")
-    variant = "int8" if int8 else "fp16" if fp16 else "fp32" if fp32 else "auto"
-    choice = None
-    if variant == "auto" and not looks_like_path(model):
-        from ..runtime.variant_choice import choose_variant
+    from ..api import infer as run_infer
 
-        choice = choose_variant(model, device, threads, workspace, spin=False)  # fastest validated variant here
-        model_path = choice.path
-    else:
-        model_path = find_onnx(model, "fp32" if variant == "auto" else variant, workspace)
-    if output is not None:  # before the model loads and before the first image is decoded
-        check_output(output, inputs, recursive=recursive, force=force, protected=[model_path])
-    fmt = choose_format(output, fmt, as_json)
-    # Decoding workers share the cores between batches: idle onnxruntime threads must not spin.
-    with warnings.catch_warnings():  # its int8 speed warning is printed below as one plain line
-        warnings.simplefilter("ignore", RuntimeWarning)
-        clf = Classifier(model_path, device=device, threads=threads, spin=False)
-    speed = choice.int8_speedup if choice else None
-    note = (choice.note if speed and min(speed.values()) < 1 else None) if choice else clf.speed_note
-    if note:  # int8 is not faster than fp32 on this machine: say so
-        err_console.print(note, highlight=False, markup=False, style="yellow")
-    if top_k > len(clf.labels):
-        err_console.print(f"--topk {top_k}: the model has {len(clf.labels)} labels; showing all {len(clf.labels)}",
-                          highlight=False, markup=False)
-        top_k = len(clf.labels)
+    table = fmt in (None, "table") and output is None
+    with _progress() as progress, stop_on_interrupt() as stop:
+        result = run_infer(inputs, model, variant=variant, device=device, batch_size=batch_size, threads=threads,
+                           workers=workers, recursive=recursive, top_k=top_k, output=output, fmt=fmt, force=force,
+                           stream=None if table or output is not None else _stdout_text(),
+                           keep=MAX_TABLE_ROWS if table else 0, workspace=workspace, on_result=progress,
+                           stop=lambda: stop.requested)
+    _report(result, inputs, recursive, table)
 
-    sink = PredictionFile(output, fmt, top_k) if output is not None else None
-    stdout = _stdout_text() if sink is None and fmt != "table" else None
-    writer = sink or (Writer(stdout, fmt, top_k) if stdout is not None else None)
-    shown: list = []
-    tally = RunTally()
-    start = time.perf_counter()
-    files = iter_image_files(inputs, recursive=recursive, on_skip=tally.skip)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    progress = Progress(SpinnerColumn(), TextColumn("classifying"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console,
-                        disable=not err_console.is_terminal, transient=True)
-    interrupted = False
-    try:
-        with progress, stop_on_interrupt() as stop, closing(
-                classify_stream(clf, files, batch_size=batch_size, workers=workers, top_k=top_k)) as results:
-            task = progress.add_task("infer", total=None, rate="")
-            for result in results:
-                if stop.requested:
-                    break
-                tally.add(result)
-                if writer:
-                    writer.write(result)
-                elif len(shown) < MAX_TABLE_ROWS:
-                    shown.append(result)
-                done = tally.total
-                if done % 512 == 0:
-                    progress.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):,.0f} img/s")
-            interrupted = stop.requested
-    except KeyboardInterrupt:  # a second Ctrl-C
-        interrupted = True
-    elapsed = time.perf_counter() - start
-    where = None
-    if sink is not None:
-        if interrupted:
-            where = sink.keep_partial()
-        elif tally.total == 0:
-            sink.discard()
-        else:
-            where = sink.commit()
-    elif writer is not None:
-        writer.close()
-    if fmt == "table":
-        _print_table(shown, top_k, tally.total)
+def _report(result, inputs: list[str], recursive: bool, table: bool) -> None:
+    """The table (when no other format), the problems, the summary line naming the variant; the exit code."""
+    from ..runtime.errors import EdgeclsError
+    from ..runtime.outputs import printable
+
+    tally = result.tally
+    if table:
+        _print_table(result.results, result.top_k, tally.total)
+    for note in result.notes:
+        say((printable(note), "yellow"), target=err_console)
     for line in tally.problem_lines():
-        err_console.print(line, highlight=False, markup=False, style="red")
-    rate = tally.ok / elapsed if elapsed > 0 else 0.0
+        say((line, "red"), target=err_console)
     skipped = f", {tally.skipped} skipped" if tally.skipped else ""
     unsure = f" ({tally.unsure} unsure)" if tally.unsure else ""
-    err_console.print(
-        f"{tally.total} images: {tally.ok} classified{unsure}, {tally.failed} failed{skipped} in {elapsed:.2f}s "
-        f"({rate:,.0f} img/s) with {clf.path.name} ({clf.info.variant}) on {clf.provider}", highlight=False, markup=False)
-    if where is not None:
-        err_console.print(f"predictions: {where}", highlight=False, markup=False)
-    if interrupted:
-        err_console.print("interrupted: results so far are kept", style="yellow", markup=False)
-        raise typer.Exit(tally.exit_code(interrupted=True))
-    if tally.total == 0 and not tally.skipped:
+    say(f"{tally.total} images: {tally.ok} classified{unsure}, {tally.failed} failed{skipped} in "
+        f"{result.elapsed_s:.2f}s ({result.rate:,.0f} img/s) with {result.choice.summary} on "
+        f"{result.engine.provider}", target=err_console)
+    if result.output is not None:
+        say(f"predictions: {result.output}", target=err_console)
+    if result.interrupted:
+        say(("interrupted: results so far are kept", "yellow"), target=err_console)
+    elif tally.total == 0 and not tally.skipped:
         raise EdgeclsError(f"no images found in {' '.join(inputs)}" + ("" if recursive else " (try --recursive)"))
-    raise typer.Exit(tally.exit_code())
+    raise typer.Exit(exit_codes.for_run(tally.failed, tally.skipped, result.interrupted))
+
+
+class _progress:
+    """A progress line on a terminal (nothing in a pipe); called with each result."""
+
+    def __enter__(self) -> "_progress":
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(SpinnerColumn(), TextColumn("classifying"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console,
+                            disable=not err_console.is_terminal, transient=True)
+        self.bar.__enter__()
+        self.task, self.done, self.start = self.bar.add_task("infer", total=None, rate=""), 0, time.perf_counter()
+        return self
+
+    def __call__(self, _result) -> None:
+        self.done += 1
+        if self.done % 512 == 0:
+            rate = f"{self.done / (time.perf_counter() - self.start):,.0f} img/s"
+            self.bar.update(self.task, completed=self.done, rate=rate)
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
 
 
 def _stdout_text():

@@ -10,52 +10,13 @@ import typer
 from .root import WorkspaceOption, JsonOption, OptPath, app, console, print_table
 
 
-def zoo_rows(workspace: OptPath = None) -> list[dict[str, Any]]:
-    """One row per model: the zoo's registry (its card when trained: workspace first, then the shipped one),
-    then every other model with a card in the workspace or the zoo (the user's own)."""
-    from ..card import read_card
-    from ..runtime.store import model_folder, search_dirs
-    from ..zoo import MODELS
-
-    rows, known = [], set()
-    for spec in MODELS.values():
-        folder = model_folder(spec.name, workspace)
-        card = read_card(folder.card_path) if folder.has_card() else None
-        stats = {"params": card.params, "macs": card.macs} if card else _untrained_stats(spec)
-        rows.append({"name": spec.name, "role": spec.role, "dataset": spec.dataset, "architecture": spec.summary,
-                     **stats, "test_accuracy": card.test.accuracy if card else None,
-                     "source_claim": spec.source_claim})
-        known.add(spec.name)
-    for path in [p for root in search_dirs(workspace) for p in sorted(root.glob("*/metrics.json"))]:
-        card = read_card(path)
-        if card.name not in known:  # a user's own model trained with --data
-            known.add(card.name)
-            rows.append({"name": card.name, "role": "custom", "dataset": card.dataset,
-                         "architecture": card.architecture, "params": card.params, "macs": card.macs,
-                         "test_accuracy": card.test.accuracy, "source_claim": ""})
-    return rows
-
-
-def _untrained_stats(spec) -> dict[str, Any]:
-    """Size and cost of a zoo model not trained here: counted on the built architecture (needs Keras; without
-    the train extra they are unknown)."""
-    try:
-        import keras  # noqa: F401
-    except ImportError:
-        return {"params": None, "macs": None}
-    from ..data import dataset_info
-    from ..zoo.stats import model_stats
-
-    info = dataset_info(spec.dataset)
-    return model_stats(spec.build(info.input_spec, len(info.classes)))
-
-
 def _count(value: Any, scale: float = 1, fmt: str = ",") -> str:
     """A count as the tables show it ("n/a" when unknown); scaled counts (MACs in millions) as floats."""
     return "n/a" if value is None else format(value if scale == 1 else value / scale, fmt)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The table README and the docs show (a test compares it with the cards)."""
     lines = ["| model | role | data set | params | MACs/image | test accuracy | architecture |",
              "| --- | --- | --- | ---: | ---: | ---: | --- |"]
     for r in rows:
@@ -72,7 +33,9 @@ def models(
     workspace: OptPath = WorkspaceOption,
 ) -> None:
     """List the model zoo: data set, parameters, MACs per image, shipped test accuracy."""
-    rows = zoo_rows(workspace)
+    from ..api import list_models
+
+    rows = [row.to_dict() for row in list_models(workspace)]
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -81,7 +44,6 @@ def models(
         return
     from rich.table import Table
     from rich.text import Text
-
 
     # in a pipe the long architecture descriptions would push every line past 80 columns: --json/--markdown have them
     wide = console.is_terminal

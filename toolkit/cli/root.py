@@ -31,8 +31,32 @@ WorkspaceOption = typer.Option(
 # Older spellings of --workspace, still accepted (main() rewrites them before parsing).
 WORKSPACE_ALIASES = ("--project", "--artifacts")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+# One variant policy for every command that runs a model (edgecls.runtime.variant_policy), one set of flags.
+VariantOption = typer.Option(
+    "auto", "--variant", metavar="auto|fp32|int8|fp16",
+    help="Which exported variant runs: auto = the fastest that passed its export gate on this machine (measured "
+         "once, cached; fp16 is a candidate only on a GPU; `edgecls tune MODEL` shows the choice).")
+Int8Option = typer.Option(False, "--int8", help="Same as --variant int8.")
+Fp16Option = typer.Option(False, "--fp16", help="Same as --variant fp16.")
+Fp32Option = typer.Option(False, "--fp32", help="Same as --variant fp32.")
+TuneOption = typer.Option("auto", "--tune", metavar="auto|cached|off",
+                          help="Per-machine tuning: auto measures what is not cached yet, cached only reads what "
+                               "an earlier run measured, off uses defaults.")
 
 OptPath = Optional[Path]
+
+
+def variant_from(variant: str, int8: bool = False, fp16: bool = False, fp32: bool = False) -> str:
+    """--variant and its shortcuts --int8/--fp16/--fp32 -> one variant; naming two different ones is an error."""
+    from ..runtime.errors import EdgeclsError
+    from ..runtime.variant_policy import VARIANT_CHOICES
+
+    named = [v for v, on in (("int8", int8), ("fp16", fp16), ("fp32", fp32)) if on]
+    if variant not in VARIANT_CHOICES:
+        raise EdgeclsError(f"--variant {variant}: choose {', '.join(VARIANT_CHOICES)}")
+    if len(named) > 1 or (named and variant not in ("auto", named[0])):
+        raise EdgeclsError("choose one variant: --variant, --int8, --fp16 and --fp32 name different ones")
+    return named[0] if named else variant
 
 
 def say(*parts, target: Optional[Console] = None) -> None:

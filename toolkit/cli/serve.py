@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from .root import WorkspaceOption, app
+from .root import (Fp16Option, Fp32Option, Int8Option, TuneOption, VariantOption, WorkspaceOption, app,
+                   err_console, say, variant_from)
 
 
 @app.command()
@@ -19,8 +20,11 @@ def serve(
         None, "--grpc-port", min=0, max=65535,
         help="Also serve the v2 gRPC API (inference.GRPCInferenceService) on this port; off unless given "
              "(Triton's and KServe's clients use 8001 and 8081)."),
-    int8: bool = typer.Option(False, "--int8", help="Serve the models' int8 variants."),
-    fp16: bool = typer.Option(False, "--fp16", help="Serve the models' fp16 variants."),
+    variant: str = VariantOption,
+    int8: bool = Int8Option,
+    fp16: bool = Fp16Option,
+    fp32: bool = Fp32Option,
+    tune: str = TuneOption,
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available) | cpu | cuda."),
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="onnxruntime threads per model run (default 1)."),
@@ -39,21 +43,25 @@ def serve(
     workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
     r"""Serve models over the Open Inference Protocol (HTTP, optionally gRPC) until Ctrl-C / SIGTERM (then
-    in-flight requests finish). Needs `pip install edgecls\[serve]`."""
+    in-flight requests finish). Each model's variant is chosen as `edgecls infer` chooses it, and its engine is
+    tuned before the server reports ready. Needs `pip install edgecls\[serve]`."""
     from ..runtime.errors import EdgeclsError
 
-    if int8 and fp16:
-        raise EdgeclsError("choose one of --int8 and --fp16")
+    variant = variant_from(variant, int8, fp16, fp32)
     try:
-        from ..serve import ServeConfig, load_models
-        from ..serve import serve as run_server
+        from ..serve import ServeConfig
         if grpc_port is not None:
             from ..serve import grpc_api  # noqa: F401 - grpcio and tritonclient's protocol code, checked up front
     except ImportError as exc:
         raise EdgeclsError(f"edgecls serve needs the serve extra ({exc.name} is missing): "
                            "pip install 'edgecls[serve]'") from None
-    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, parallel_runs=parallel_runs, max_queue=max_queue,
-                         max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout, top_k=top_k, drain_s=drain)
-    variant = "int8" if int8 else "fp16" if fp16 else "fp32"
-    served = load_models(models or ["mnist"], variant=variant, device=device, threads=threads, workspace=workspace)
-    run_server(served, config, host=host, port=port, grpc_port=grpc_port, log_level=log_level, access_log=access_log)
+    from ..api import load_server
+
+    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, parallel_runs=parallel_runs,
+                         max_queue=max_queue, max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout,
+                         top_k=top_k, drain_s=drain)
+    server = load_server(models or ["mnist"], variant=variant, device=device, threads=threads, workspace=workspace,
+                         tune=tune, config=config, host=host, port=port)
+    for m in server.models:
+        say((f"{m.name}: ", "bold"), f"{m.classifier.speed_note}; engine: {m.classifier.engine}", target=err_console)
+    server.run(grpc_port=grpc_port, log_level=log_level, access_log=access_log)

@@ -43,6 +43,17 @@ def check_reachable(address: str) -> None:
             from None
 
 
+# Ray Data passes every map actor its DataContext and map function by object reference and asks Ray to restart
+# actors (max_restarts=-1); Ray core then logs "Actor ... has constructor arguments in the object store and
+# max_restarts > 0 ..." from the driver's C++ core worker, once per actor pool, on every run (ray-project/ray
+# issue 57733), though Ray Data keeps those objects alive for the whole job, so restarts work (a killed worker
+# node's actor is restarted on a replacement node). Turning restarts off would silence it and lose that, so the
+# driver's C++ log threshold is raised instead, for edgecls's own Ray session (a user's setting wins). Failures
+# still arrive as Python exceptions, reported in one line.
+DRIVER_LOG_ENV = "RAY_BACKEND_LOG_LEVEL"
+DRIVER_LOG_LEVEL = "fatal"
+
+
 def quiet_ray_data() -> None:
     """Our own progress line replaces Ray Data's bars and per-dataset INFO logs."""
     import ray.data
@@ -72,11 +83,16 @@ def ray_cluster(address: Optional[str] = None, num_cpus: Optional[int] = None) -
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         options = {"address": "local", "num_cpus": num_cpus, "include_dashboard": False}
+    previous = os.environ.get(DRIVER_LOG_ENV)
+    os.environ.setdefault(DRIVER_LOG_ENV, DRIVER_LOG_LEVEL)
     try:
         ray.init(**options, logging_level=logging.ERROR, log_to_driver=False)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, auth, version mismatch: all one line
         where = address or "a local Ray instance"
         raise EdgeclsError(f"cannot connect to {where}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    finally:
+        if previous is None:
+            os.environ.pop(DRIVER_LOG_ENV, None)
     try:
         quiet_ray_data()
         resources = ray.cluster_resources()

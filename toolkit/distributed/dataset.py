@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Optional, Union
 
-from ..runtime.store import find_onnx
+from ..runtime.metadata import read_info
+from ..runtime.predictions import cap_top_k
+from ..runtime.variant_policy import VariantChoice, choose_variant
 from .predictor import Predictor
 from .ray_import import require_ray
 
@@ -15,9 +17,9 @@ if TYPE_CHECKING:
 
 def classify_dataset(
     ds: "Dataset",
-    model: Union[str, os.PathLike] = "mnist",
+    model: Union[str, os.PathLike, VariantChoice] = "mnist",
     *,
-    variant: str = "fp32",
+    variant: str = "auto",
     workspace: Optional[Union[str, os.PathLike]] = None,
     device: str = "auto",
     batch_size: int = 256,
@@ -32,8 +34,10 @@ def classify_dataset(
         `ray.data.read_binary_files("s3://bucket/photos/", include_paths=True, num_cpus=0)`; without `bytes`
         each actor reads the path itself (it must be reachable from every node). Read with `num_cpus=0`
         (reads are I/O) when the actors may take every core: read tasks that wait for a free CPU never run.
-    model: shipped model name or .onnx path, resolved here on the driver; its bytes travel to the actors, so
-        worker nodes need edgecls installed but no copy of the model.
+    model, variant: a model name, folder or .onnx path and the variant, as `Classifier` takes them (or a
+        `VariantChoice` already made). The variant is chosen once, here on the driver (auto: the fastest
+        validated variant on this machine), and the chosen file's bytes travel to the actors: the whole cluster
+        runs one variant, and worker nodes need edgecls installed but no copy of the model.
     actors: fixed pool size; None autoscales from 1 to what the cluster fits.
     threads: onnxruntime threads per actor, and the CPUs each actor reserves.
     gpus_per_actor: GPUs each actor reserves (use with device="cuda" or "auto" on GPU nodes).
@@ -42,7 +46,10 @@ def classify_dataset(
     that cannot be read or decoded becomes a row with its reason in `error`, never a failed job.
     """
     ray = require_ray()
-    path = find_onnx(model, variant, workspace)
+    choice = model if isinstance(model, VariantChoice) else choose_variant(model, variant, device=device,
+                                                                            workspace=workspace)
+    path = choice.path
+    top_k = cap_top_k(top_k, read_info(path).labels)  # the columns a model can fill
     compute = (ray.data.ActorPoolStrategy(size=actors) if actors
                else ray.data.ActorPoolStrategy(min_size=1, max_size=None))
     return ds.map_batches(

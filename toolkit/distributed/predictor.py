@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..runtime.classifier import Classifier
 from ..runtime.errors import ImageError
+from ..runtime.predictions import cap_top_k
 from ..runtime.stream import decode_chunk
 from .columns import prediction_columns, prediction_schema
 
@@ -27,8 +28,10 @@ class Predictor:
     with the prediction columns; a file that cannot be read or decoded gets its reason in `error`, so one bad
     file never fails the job.
 
-    model: a path or shipped model name resolvable on every node, the .onnx file's bytes, or a Ray object
-    reference to them (what `classify_dataset` sends, so worker nodes need no copy of the model).
+    model: the .onnx file's bytes or a Ray object reference to them (what `classify_dataset` sends: worker
+    nodes need no copy of the model and every actor runs the variant the driver chose), or a path or model
+    name resolvable on every node (each actor then applies the variant policy on its own node). threads: onnxruntime threads (None: the cores this actor's
+    process may use, runtime/cores.py).
     """
 
     def __init__(
@@ -36,7 +39,7 @@ class Predictor:
         model: Union[str, bytes, "ray.ObjectRef"],
         *,
         model_name: str = "model.onnx",
-        variant: str = "fp32",
+        variant: str = "auto",
         device: str = "auto",
         threads: Optional[int] = 1,
         top_k: int = 1,
@@ -48,7 +51,6 @@ class Predictor:
 
         # A huge image is already an ImageError; keep Pillow's warning out of the worker logs.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        self.top_k = top_k
         # Several actors share a node's cores: idle onnxruntime threads must not spin.
         options: dict[str, Any] = {"variant": variant, "device": device, "threads": threads, "spin": False}
         if not isinstance(model, (str, os.PathLike, bytes, bytearray)):
@@ -66,7 +68,8 @@ class Predictor:
                 shutil.rmtree(folder, ignore_errors=True)
         else:
             self.classifier = Classifier(model, workspace=workspace, **options)
-        self.schema = prediction_schema(top_k)
+        self.top_k = cap_top_k(top_k, self.classifier.labels)
+        self.schema = prediction_schema(self.top_k)
 
     def __call__(self, batch: "pa.Table") -> "pa.Table":
         import pyarrow as pa

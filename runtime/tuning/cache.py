@@ -1,4 +1,5 @@
-"""What edgecls measured on this machine, kept between runs: one small JSON file per key in the user cache dir.
+"""What edgecls measured on this machine, kept between runs: one small JSON file per key in the one cache dir
+(`environment.cache_dir("tuning")`).
 
 A key names everything the measurement depends on (model file checksums, the CPU and its flags, the
 onnxruntime version, ...), so a file measured elsewhere or for another model is never used. Files are
@@ -12,17 +13,20 @@ import json
 import os
 import platform
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
-from . import environment
-from .atomic import write_json_atomic
+from .. import environment
+from ..atomic import write_json_atomic
+
 
 def cache_dir() -> Path:
     """The `tuning` folder of edgecls's cache (runtime/environment.py)."""
     return environment.cache_dir("tuning")
 
 
+@lru_cache(maxsize=1)
 def cpu_id() -> str:
     """CPU model name and its int8/bf16-relevant flags (the same name with different flags ranks differently)."""
     name, flags = "", ""
@@ -43,7 +47,21 @@ def cpu_id() -> str:
     return f"{name} [{flags}] x{os.cpu_count()}"
 
 
+def onnxruntime_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 def file_sha256(path: Path) -> str:
+    """The file's checksum, computed once per (path, size, mtime) in a process: a model is keyed by its
+    content, and a server loading it again does not read it again."""
+    st = os.stat(path)
+    return _sha256(os.fspath(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -1,4 +1,5 @@
-"""Process exit codes, one meaning each, so scripts can tell what happened without parsing messages."""
+"""Process exit codes, one meaning each, so scripts can tell what happened without parsing messages. Every
+command maps its result to one of these here; the library below the CLI returns results and raises errors."""
 
 from __future__ import annotations
 
@@ -13,3 +14,10 @@ DESCRIPTIONS = {
     INPUTS_SKIPPED: "finished, but some inputs were unreadable or skipped (each one reported)",
     INTERRUPTED: "interrupted (Ctrl-C)",
 }
+
+
+def for_run(failed: int, skipped: int, interrupted: bool = False) -> int:
+    """A run over many inputs: interrupted, else some inputs unreadable or skipped, else all done."""
+    if interrupted:
+        return INTERRUPTED
+    return INPUTS_SKIPPED if failed or skipped else OK

@@ -1,7 +1,8 @@
-"""Writers for prediction tables that arrive as Arrow batches (`edgecls infer --engine ray`).
+"""Writers for prediction tables that arrive as Arrow batches (Ray runs).
 
-Parquet (a folder of part files, or one .parquet file) or CSV with the same cells as local `infer`.
-Every file is written as `<name>.partial` and renamed when complete; an interrupted run keeps its partials.
+Parquet (a folder of part files, or one .parquet file) or CSV with the same cells as local `infer`. Parquet
+files carry which model file and variant answered in their schema metadata (`edgecls.*` keys). Every file is
+written as `<name>.partial` and renamed when complete; an interrupted run keeps its partials.
 """
 
 from __future__ import annotations
@@ -32,27 +33,27 @@ def csv_cell(value: object) -> object:
 
 def check_ray_output(output: Optional[Path], fmt: Optional[str], inputs: list[str], *, recursive: bool,
                      force: bool, model: Path) -> tuple[str, bool]:
-    """(format, folder?) from --output and --format: FILE.csv, FILE.parquet, or a folder (no suffix, or one
-    that exists) of Parquet parts. Refuses, before any work, what local `infer` refuses for a file (an input,
-    the model, a non-predictions file without --force) and a folder that already holds files."""
+    """(format, folder?) from the output location and format: FILE.csv, FILE.parquet, or a folder (no suffix,
+    or one that exists) of Parquet parts. Refuses, before any work, what local `infer` refuses for a file (an
+    input, the model, a non-predictions file unless forced) and a folder that already holds files."""
     if output is None:
-        raise OutputError("--engine ray writes its predictions to files: give --output DIR (Parquet parts), "
-                           "FILE.parquet or FILE.csv")
+        raise OutputError("a Ray run writes its predictions to files (a folder of Parquet parts, FILE.parquet or "
+                          "FILE.csv)", "missing")
     suffix = output.suffix.lower()
     folder = output.is_dir() or not suffix
     if not folder and suffix not in FILE_FORMATS:
-        raise OutputError(f"{output}: --engine ray writes Parquet (a folder or FILE.parquet) or CSV (FILE.csv), "
-                           f"not {suffix}")
+        raise OutputError(f"{output}: a Ray run writes Parquet (a folder or FILE.parquet) or CSV (FILE.csv), "
+                          f"not {suffix}")
     implied = "parquet" if folder else FILE_FORMATS[suffix]
     chosen = (fmt or implied).lower()
     if chosen != implied:
-        raise OutputError(f"{output}: --format {chosen} does not match the output "
-                           f"({'a folder of Parquet parts' if folder else implied}); name it FILE.csv or FILE.parquet")
+        raise OutputError(f"{output}: format {chosen} does not match the output "
+                          f"({'a folder of Parquet parts' if folder else implied}); name it FILE.csv or FILE.parquet")
     if folder:
         if output.exists() and (not output.is_dir() or any(output.iterdir())):
             raise OutputError(f"{output}: output folder exists and is not empty; choose a new one")
     elif chosen == "parquet" and output.exists() and not force:  # check_output knows text predictions only
-        raise OutputError(f"{output}: exists; refusing to overwrite it (use --force to replace it)")
+        raise OutputError(f"{output}: exists; refusing to overwrite it", "exists")
     else:
         check_output(output, inputs, recursive=recursive, force=force or chosen == "parquet", protected=[model])
     return chosen, folder
@@ -61,8 +62,8 @@ def check_ray_output(output: Optional[Path], fmt: Optional[str], inputs: list[st
 class ArrowSink:
     """Append Arrow tables; `close()` renames the finished files, `abort()` leaves the partials."""
 
-    def __init__(self, output: Path, fmt: str, folder: bool) -> None:
-        self.output, self.fmt, self.folder = output, fmt, folder
+    def __init__(self, output: Path, fmt: str, folder: bool, metadata: Optional[dict[str, str]] = None) -> None:
+        self.output, self.fmt, self.folder, self.metadata = output, fmt, folder, metadata or {}
         self.rows_in_part, self.part = 0, 0
         self.finished: list[Path] = []
         self._writer = None
@@ -91,7 +92,8 @@ class ArrowSink:
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(self._partial, schema)
+            self._writer = pq.ParquetWriter(self._partial, schema.with_metadata({**(schema.metadata or {}),
+                                                                                 **self.metadata}))
         else:
             self._fh = self._partial.open("w", newline="", encoding="utf-8")
             self._writer = csv.writer(self._fh)

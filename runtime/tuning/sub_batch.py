@@ -4,11 +4,10 @@ A batch runs layer by layer, so every layer's output for the whole batch is writ
 reads it. When that exceeds the core's cache, each layer streams its input from memory. Cutting a shard
 into smaller calls keeps it in cache; making the calls too small pays onnxruntime's fixed per-call cost
 instead. The best size depends on the model's activation sizes and on the CPU: at batch 256 on one core of
-the project's EPYC, 32-image calls ran emotion int8 1.21x, fashion 1.10x and cifar10 1.08x faster than
-one call, while mnist (small activations, short calls) ran best whole (README "Speed"). So it is timed,
-not guessed: the first big batch of a model on a machine is tiled to PER_SHARD images per core and run
-through the shards at a few sizes, taking turns (cores running together, as they will: they share the
-last-level cache); the answer is cached with the variant-auto measurements.
+a 2-core EPYC, 32-image calls ran emotion int8 1.21x, fashion 1.10x and cifar10 1.08x faster than one call,
+while mnist (small activations, short calls) ran best whole. So it is timed, not guessed: a batch of
+PER_SHARD images per core runs through the shards at a few sizes, taking turns (cores running together, as
+they will: they share the last-level cache).
 """
 
 from __future__ import annotations
@@ -19,20 +18,23 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .machine_cache import cpu_id, file_sha256, read_entry, write_entry
-from .timing import seconds, take_turns
+from ..timing import seconds, take_turns
+from .cache import cpu_id, file_sha256, onnxruntime_version
+from .tuner import Decision, Tuner
 
+KIND = "sub-batch"
 PER_SHARD = 128  # images per core in the batch timed (a 256-image batch on 2 cores); cutting at this size = whole
 CANDIDATES = (128, 64, 32, 16, 8)
+DEFAULT: Optional[int] = None  # untuned: one call per shard
 BUDGET_S = 0.4  # all candidates together, after one warm-up round
 # A timed batch slower than HEAVY_CALL_S is not timed: per-call overhead is negligible next to its compute, so
 # SMALLEST is taken (it keeps the most in cache and costs nothing measurable).
 HEAVY_CALL_S = 0.2
 SMALLEST = 8
-CACHE_PREFIX = "sub-batch-"
-CACHE_VERSION = 1
+MARGIN = 0.03  # a smaller size must beat one call per shard by this much: below it, timing noise decides
+VERSION = 2
 
-RunAt = Callable[[Optional[int]], Any]  # runs the timed batch in calls of the given size
+RunAt = Callable[[Optional[int]], Any]  # runs the timed batch in calls of the given size (None: whole)
 
 
 def cut(run: Callable[[np.ndarray], Any], batch: np.ndarray, size: Optional[int]) -> np.ndarray:
@@ -55,9 +57,6 @@ def time_sizes(run_at: RunAt, images: int, budget_s: float = BUDGET_S) -> dict[i
     return {size: statistics.median(t) for size, t in times.items()}
 
 
-MARGIN = 0.03  # a smaller size must beat one call per shard by this much: below it, timing noise decides
-
-
 def best_size(per_image: dict[int, float]) -> Optional[int]:
     """The fastest size; None (one call per shard) when that is the largest or not MARGIN slower than the
     fastest; SMALLEST when nothing was timed."""
@@ -68,23 +67,16 @@ def best_size(per_image: dict[int, float]) -> Optional[int]:
 
 
 def cache_key(model: Path, input_shape: tuple[int, ...], shards: int) -> dict[str, Any]:
-    import onnxruntime
-
-    return {"version": CACHE_VERSION, "model": file_sha256(model), "input": list(input_shape), "shards": shards,
-            "cpu": cpu_id(), "onnxruntime": onnxruntime.__version__}
+    return {"version": VERSION, "model": file_sha256(model), "input": list(input_shape), "shards": shards,
+            "cpu": cpu_id(), "onnxruntime": onnxruntime_version()}
 
 
-def choose(model: Optional[Path], input_shape: tuple[int, ...], shards: int, run_at: RunAt) -> Optional[int]:
-    """The images per call for this model on this machine: cached, else timed and cached (model None: a model
-    without a file, timed every time)."""
-    key = cache_key(model, input_shape, shards) if model is not None else None
-    if key is not None:
-        entry = read_entry(key, CACHE_PREFIX)
-        if entry is not None and (entry.get("size") is None or entry.get("size") in CANDIDATES):
-            return entry.get("size")
-    per_image = time_sizes(run_at, shards * PER_SHARD)
-    size = best_size(per_image)
-    if key is not None:
-        write_entry(key, {"size": size, "per_image_us": {str(k): v * 1e6 for k, v in per_image.items()}},
-                    CACHE_PREFIX)
-    return size
+def decide(tuner: Tuner, model: Path, input_shape: tuple[int, ...], shards: int, run_at: RunAt) -> Decision:
+    """Images per call for this model on this machine."""
+
+    def measure() -> tuple[Optional[int], dict[str, float]]:
+        per_image = time_sizes(run_at, shards * PER_SHARD)
+        return best_size(per_image), {str(k): v * 1e6 for k, v in per_image.items()}
+
+    return tuner.decide(KIND, cache_key(model, input_shape, shards), DEFAULT, measure,
+                        lambda v, _: v is None or v in CANDIDATES)
