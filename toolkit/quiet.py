@@ -4,7 +4,8 @@ TensorFlow 2.21 prints its banner (oneDNN, CUDA drivers, CPU features) through a
 absl is initialised, which ignores TF_CPP_MIN_LOG_LEVEL; it does so twice (two shared libraries). So the
 first `import tensorflow` runs with file descriptor 2 pointed at /dev/null, and afterwards the Python
 loggers (tensorflow, absl) only pass errors. Python exceptions from the import are unaffected (they are
-raised after stderr is back). `--verbose` skips all of this.
+raised after stderr is back). `--verbose` skips all of this, and shows what the exporters keep from the
+quantization tools (their progress and warnings, on the `edgecls.exporters` logger: exporters/chatter.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from typing import Iterator, Optional
 
 LOUD = ("tensorflow",)
+CHATTY = "edgecls.exporters"  # libraries' chatter kept at DEBUG level: shown with --verbose
 
 
 @contextlib.contextmanager
@@ -62,9 +64,19 @@ def _quiet_loggers() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _show(name: str) -> None:
+    logger = logging.getLogger(name)
+    if not logger.handlers:
+        handler = logging.StreamHandler()  # stderr
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 def quiet_tensorflow(verbose: bool = False) -> None:
     """Call before anything imports TensorFlow (the CLI does, once). `verbose`: leave TensorFlow's logs on."""
     if verbose:
+        _show(CHATTY)
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ.get("EDGECLS_TF_LOG_LEVEL", "0")
         for hook in [h for h in sys.meta_path if isinstance(h, _QuietImport)]:
             sys.meta_path.remove(hook)

@@ -91,7 +91,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
-    verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own start-up and retracing logs."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own start-up and retracing logs, and the quantization tools' output."),
 ) -> None:
     """Train, export and run small image classifiers at the edge."""
     from ..quiet import quiet_tensorflow
