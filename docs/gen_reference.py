@@ -133,7 +133,7 @@ def transforms_page() -> str:
 
 
 def _gate_value(name: str, value: float) -> str:
-    if "agreement" in name or "ratio" in name:
+    if "agreement" in name or "saving" in name:
         return f"{value * 100:g}%"
     if "drop" in name:
         return f"{value:g} accuracy points"
@@ -141,14 +141,14 @@ def _gate_value(name: str, value: float) -> str:
 
 
 def gates_page() -> str:
-    from edgecls.exporters.validate import Gates
+    from edgecls.exporters.gates import Gates
 
     defaults = Gates()
     rows = [[code(f.name), _gate_value(f.name, getattr(defaults, f.name))] for f in fields(Gates)]
     return "\n".join([
         "# Export gates", "",
         "The default thresholds every exported variant is checked against before it is written, read from "
-        "`edgecls.exporters.validate.Gates` when this page is built. `edgecls export` and `edgecls quantize` "
+        "`edgecls.exporters.gates.Gates` when this page is built. `edgecls export` and `edgecls quantize` "
         "options override them (see the [CLI reference](cli/export.md)); every export report and every model's "
         "`edgecls.validation` metadata records the gates it passed. What each gate means: "
         "[int8 and the gates](../guides/int8.md).", "",

@@ -1,17 +1,16 @@
-"""Export a Keras classifier to validated ONNX variants.
+"""Export a Keras classifier to validated ONNX variants: convert -> build -> validate -> write.
 
-Order of events, so that nothing unvalidated ever sits under a final name:
-convert -> build variants in memory (one table, `VARIANT_TABLE`) -> validate each against the user's own
-model outputs on the validation images -> gate -> embed metadata -> write the variants that passed as
-one set (a variant not rebuilt is removed). If fp32 itself fails, nothing is written: the others derive
-from it. A variant that cannot be built (fp16/int8 conversion error) is reported and never blocks fp32.
+Each step is a function with typed inputs and outputs (the Optimum export / validate split):
+`convert` (Keras -> fp32 graph, head detected, the Keras outputs as the reference), `builders.build_variants`
+(the asked rows of `formats.FORMATS`), `validate.validate_variants` (each against the reference, int8 settled by
+accuracy control and its fallback), `write.write_variants` (what passed, as one set). `run_export` runs them and
+writes the report. The same build, validate and write steps serve `edgecls quantize` (onnx_int8.py), where the
+reference is an fp32 .onnx file instead of the Keras model.
 """
 
 from __future__ import annotations
 
-import hashlib
 import platform
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,59 +18,27 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..runtime.atomic import write_bytes_atomic, write_json_atomic
-from ..runtime.heads import DEFAULT_THRESHOLD, MULTILABEL, output_width, to_scores
+from ..runtime.atomic import write_json_atomic
+from ..runtime.heads import output_width, to_scores
 from ..runtime.inference import run_batches
-from ..runtime.metadata import ModelInfo, read_info
-from ..runtime.variants import VARIANTS as RUNTIME_VARIANTS, variant_file
+from ..runtime.metadata import read_info
 from ..runtime.session import create_session
 from ..runtime.spec import InputSpec
 from ..runtime.unsure import UnsureRule, calibrate
+from .builders import BuildInputs, Candidate
 from .convert import DEFAULT_OPSET, ModelInput, keras_to_onnx, model_input
 from .errors import ExportError, GateError
+from .evidence import int8_evidence
+from .formats import VARIANT_FORMATS, build_variants, gate_of, int8_format
+from .gates import Gates
 from .heads import detect_head
-from .quantize import QuantOptions, describe_stem, quantize_dynamic_int8, quantize_static_int8, to_fp16
-from .reference import keras_outputs, keras_probabilities
-from .validate import GateFailure, Gates, check_gates, compare, gate_failures
+from .quantize import QuantOptions
+from .reference import KerasReference
+from .speed import int8_speed_summary
+from .validate import EvalData, Validator, validate_variants
+from .write import ModelIdentity, Written, report_row, write_variants
 
-
-@dataclass(frozen=True)
-class Variant:
-    """One kind of exported file: its name and the gate it must pass (file names: the runtime's variant table;
-    builders: `_BUILDERS`)."""
-
-    name: str
-    gate: str
-
-    @property
-    def suffix(self) -> str:
-        return RUNTIME_VARIANTS[self.name].suffix
-
-
-VARIANT_TABLE: dict[str, Variant] = {
-    "fp32": Variant("fp32", "fp32"),
-    "int8": Variant("int8", "int8"),
-    "fp16": Variant("fp16", "fp16"),
-}
-VARIANTS = tuple(VARIANT_TABLE)
-
-
-def variant_path(out_dir: Path, name: str, variant: str) -> Path:
-    return variant_file(out_dir, name, variant)
-
-
-def remove_stale_variants(out_dir: Path, name: str, written: list[str]) -> list[str]:
-    """Make the variants on disk one set: after fp32 is rewritten, any other variant file this run did not
-    rebuild (an old .fp16.onnx when --fp16 was not asked again, an old int8 whose new one failed its gate)
-    belongs to a different model and would be loaded beside the new one unmarked. Returns what was removed."""
-    keep = {Path(p).resolve() for p in written}
-    removed = []
-    for variant in VARIANTS:
-        path = variant_path(out_dir, name, variant)
-        if path.resolve() not in keep and (path.is_file() or path.is_symlink()):
-            path.unlink()
-            removed.append(str(path))
-    return removed
+Log = Callable[[str], None]
 
 
 def report_path(out_dir: Path, name: str) -> Path:
@@ -79,13 +46,16 @@ def report_path(out_dir: Path, name: str) -> Path:
 
 
 @dataclass
-class EvalData:
-    """Images to validate on: uint8 (N,H,W,C) pixels, labels when known, and what they are."""
+class UnsureData:
+    """Held-out in-distribution images (model-ready, never used to train or validate) that calibrate the unsure
+    flag, and the share of them it flags: below 1% so that, with sampling error, unseen in-distribution data
+    stays at or under 1% (MNIST test: 1.1% at a 1% target, 0.98% on held-out)."""
 
-    x: np.ndarray
-    y: Optional[np.ndarray]
+    pixels: np.ndarray
     description: str
-    stats: Optional[dict[str, np.ndarray]] = None  # measured by the declared preprocessing (unsure flag input)
+    stats: Optional[dict[str, np.ndarray]] = None
+    statistic: Optional[str] = None
+    rate: float = 0.008
 
 
 @dataclass
@@ -95,10 +65,10 @@ class ExportJob:
     labels: tuple[str, ...]
     out_dir: Path
     eval_data: EvalData
-    calib_pixels: Optional[np.ndarray] = None  # uint8 (N,H,W,C); required for static int8
+    calib_pixels: Optional[np.ndarray] = None  # uint8 (N,H,W,C), model-ready; required for static int8
     dataset: str = ""
     source_sha256: str = ""
-    variants: tuple[str, ...] = ("fp32",)
+    variants: tuple[str, ...] = ("fp32",)  # rows of formats.FORMATS; "int8" follows quant.mode
     quant: QuantOptions = field(default_factory=QuantOptions)
     gates: Gates = field(default_factory=Gates)
     opset: int = DEFAULT_OPSET
@@ -106,16 +76,29 @@ class ExportJob:
     head: Optional[str] = None  # output kind override (runtime.heads.OUTPUT_KINDS); None: detected
     image_size: Optional[tuple[int, int]] = None  # for models that take any image size
     measure_speed: bool = True  # time fp32 vs int8 on this machine for the report
-    # Declared preprocessing (already applied to eval/calibration pixels) and the unsure flag's calibration:
-    # held-out in-distribution pixels, model-ready, never used to train or to validate.
-    preprocess: tuple[dict[str, Any], ...] = ()
-    unsure_pixels: Optional[np.ndarray] = None
-    unsure_stats: Optional[dict[str, np.ndarray]] = None
-    unsure_statistic: Optional[str] = None
-    unsure_description: str = ""
-    # Flag this share of held-out in-distribution images: below 1% so that, with sampling error, unseen
-    # in-distribution data stays at or under 1% (MNIST test: 1.1% at a 1% target, 0.98% on held-out).
-    unsure_rate: float = 0.008
+    preprocess: tuple[dict[str, Any], ...] = ()  # declared, already applied to the eval/calibration pixels
+    unsure: Optional[UnsureData] = None
+
+    def formats(self) -> tuple[str, ...]:
+        """The format rows to build: fp32 first, `int8` as the quantization mode asks."""
+        unknown = [v for v in self.variants if v not in VARIANT_FORMATS]
+        if unknown:
+            raise ExportError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANT_FORMATS)}")
+        rows = [int8_format(self.quant.mode) if v == "int8" else v for v in self.variants if v != "fp32"]
+        return ("fp32", *dict.fromkeys(rows))
+
+
+@dataclass
+class Converted:
+    """The fp32 graph and what the rest of the run needs to know about it."""
+
+    fp32: bytes
+    spec: InputSpec  # the exported (ONNX) input spec
+    adapter: ModelInput
+    kind: str  # edgecls.output
+    kind_reason: str
+    reference: np.ndarray  # the user's model's raw outputs on the validation images
+    rewrites: dict[str, Any]
 
 
 def _versions(opset: int) -> dict[str, Any]:
@@ -132,64 +115,12 @@ def _versions(opset: int) -> dict[str, Any]:
             "opset": opset, "python": platform.python_version()}
 
 
-def _embed(model_bytes: bytes, info: ModelInfo) -> bytes:
-    import onnx
-
-    proto = onnx.load_from_string(model_bytes)
-    del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, info.to_metadata())
-    proto.producer_name = "edgecls"
-    proto.doc_string = f"edgecls {info.name} ({info.variant}): image classifier, output: {info.output}"
-    return proto.SerializeToString()
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
 
 
-def check_file(data: bytes) -> None:
-    """Every written variant must pass the ONNX checker with full_check (shape and type inference too)."""
-    import onnx
-
-    onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
-
-
-@dataclass
-class Candidate:
-    """A built variant in memory, on its way through validation to the disk."""
-
-    variant: str  # fp32 | fp16 | int8 | int8-dynamic
-    data: Optional[bytes]
-    quantization: dict[str, Any] = field(default_factory=dict)
-    failures: list[GateFailure] = field(default_factory=list)
-    validation: dict[str, Any] = field(default_factory=dict)
-    superseded: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def gate(self) -> str:
-        return VARIANT_TABLE["int8" if self.variant.startswith("int8") else self.variant].gate
-
-
-@dataclass
-class Converted:
-    """The fp32 graph and what the rest of the run needs to know about it."""
-
-    fp32: bytes
-    spec: InputSpec  # the exported (ONNX) input spec
-    adapter: ModelInput
-    kind: str  # edgecls.output
-    kind_reason: str
-    reference: np.ndarray  # the user's model's raw outputs on the validation images
-    rewrites: dict[str, Any]
-
-
-def _digest_rows(pixels: np.ndarray) -> list[bytes]:
-    return [hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest() for row in pixels]
-
-
-def convert(job: ExportJob, on_log: Callable[[str], None]) -> Converted:
-    """Check the job, take the user's model outputs as the reference, detect its head, convert to ONNX."""
-    unknown = [v for v in job.variants if v not in VARIANT_TABLE]
-    if unknown:
-        raise ExportError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
-    adapter = model_input(job.model, job.image_size)
+def _reference_outputs(job: ExportJob, adapter: ModelInput, on_log: Log) -> np.ndarray:
     spec = adapter.spec
     if len(job.eval_data.x) == 0:
         raise ExportError("no validation images")
@@ -197,12 +128,19 @@ def convert(job: ExportJob, on_log: Callable[[str], None]) -> Converted:
         raise ExportError(f"validation images are {job.eval_data.x.shape[1:]}, the model takes {spec.shape}")
     on_log(f"Keras reference (the model's own outputs) on {job.eval_data.description}")
     try:
-        reference = keras_outputs(job.model, job.eval_data.x, adapter)
+        return KerasReference(job.model, adapter).outputs(job.eval_data.x)
     except ExportError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's model failed on its own input
         raise ExportError(f"model {job.model.name!r} fails on {spec.height}x{spec.width}x{spec.channels} images: "
-                          f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+                          f"{type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def convert(job: ExportJob, on_log: Log) -> Converted:
+    """Check the job, take the user's model outputs as the reference, detect its head, convert to ONNX."""
+    job.formats()
+    adapter = model_input(job.model, job.image_size)
+    reference = _reference_outputs(job, adapter, on_log)
     kind, reason = detect_head(job.model, reference, job.head)
     width = output_width(kind, len(job.labels))
     if reference.shape[1] != width or (kind.startswith("binary") and len(job.labels) != 2):
@@ -211,273 +149,97 @@ def convert(job: ExportJob, on_log: Callable[[str], None]) -> Converted:
                                                   if kind.startswith("binary") else ""))
     on_log(f"output: {kind} ({reason})")
     on_log("converting with tf2onnx")
-    proto, onnx_spec, rewrites = keras_to_onnx(job.model, spec, opset=job.opset, nchw=job.nchw, adapter=adapter)
+    proto, onnx_spec, rewrites = keras_to_onnx(job.model, adapter.spec, opset=job.opset, nchw=job.nchw,
+                                               adapter=adapter)
     return Converted(proto.SerializeToString(), onnx_spec, adapter, kind, reason, reference, rewrites)
 
 
-def _build_fp16(job: ExportJob, conv: Converted, on_log) -> list[Candidate]:
-    on_log("fp16 variant")
-    return [Candidate("fp16", to_fp16(conv.fp32), {"method": "fp16", "keep_io_types": True})]
+def calibrate_unsure(unsure: Optional[UnsureData], fp32: bytes, spec: InputSpec, kind: str,
+                     on_log: Log) -> Optional[UnsureRule]:
+    """Thresholds for the unsure flag, from the exported model's answers on held-out images."""
+    if unsure is None or len(unsure.pixels) == 0:
+        return None
+    on_log(f"calibrating the unsure flag on {unsure.description}")
+    scores = to_scores(run_batches(create_session(fp32, "cpu"), unsure.pixels, spec), kind)
+    return calibrate(scores, unsure.pixels, unsure.statistic, unsure.rate, unsure.description, unsure.stats)
 
 
-def _build_int8(job: ExportJob, conv: Converted, on_log) -> list[Candidate]:
-    """Static QDQ first (unless dynamic was asked for); `_validate_int8` falls back to dynamic in auto mode."""
-    q = job.quant
-    if q.mode == "dynamic":
-        return [_dynamic(conv)]
-    if job.calib_pixels is None or len(job.calib_pixels) == 0:
-        raise ExportError("static int8 needs calibration images (--calib-data)")
-    on_log(f"int8 static quantization, {q.calibration} calibration on {len(job.calib_pixels)} images")
-    info = {"method": "static", "format": "QDQ", "per_channel": q.per_channel, "weights": "int8",
-            "activations": "uint8", "float_stem": q.float_stem, "calibration": q.calibration,
-            "calibration_images": int(len(job.calib_pixels))}
-    blob = quantize_static_int8(conv.fp32, job.calib_pixels, conv.spec, q)
-    return [Candidate("int8", blob, {**info, "stem": describe_stem(blob)})]
-
-
-def _dynamic(conv: Converted) -> Candidate:
-    return Candidate("int8-dynamic", quantize_dynamic_int8(conv.fp32),
-                     {"method": "dynamic", "per_channel": True, "weights": "int8", "ops": ["MatMul", "Gemm"]})
-
-
-_BUILDERS: dict[str, Callable[..., list[Candidate]]] = {"fp16": _build_fp16, "int8": _build_int8}
-
-
-def build_variants(job: ExportJob, conv: Converted, on_log) -> list[Candidate]:
-    """fp32 plus every asked variant; one that cannot be built becomes a failed candidate, never an exception."""
-    out = [Candidate("fp32", conv.fp32)]
-    for name in job.variants:
-        if name == "fp32":
-            continue
-        try:
-            out.extend(_BUILDERS[name](job, conv, on_log))
-        except ExportError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - converter/quantizer internals raise anything
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            out.append(Candidate(name, None, failures=[GateFailure("build", f"could not be built: {type(exc).__name__}: {text}")]))
-    return out
-
-
-class _Validator:
-    """Runs a candidate on the validation images and applies its gates."""
-
-    def __init__(self, job: ExportJob, conv: Converted, unsure_rule: Optional[UnsureRule]) -> None:
-        self.job, self.conv, self.rule = job, conv, unsure_rule
-        self.ref_scores = to_scores(conv.reference, conv.kind)
-        self.fp32_size = len(conv.fp32)
-        self.not_calibration = np.ones(len(job.eval_data.x), bool)
-        if job.calib_pixels is not None and len(job.calib_pixels):
-            calib = set(_digest_rows(job.calib_pixels))
-            self.not_calibration = np.array([d not in calib for d in _digest_rows(job.eval_data.x)], bool)
-
-    def __call__(self, c: Candidate) -> Candidate:
-        if c.data is None:
-            return c
-        try:
-            check_file(c.data)
-        except Exception as exc:  # noqa: BLE001
-            c.failures.append(GateFailure("onnx_check", f"fails onnx.checker full_check: {str(exc).splitlines()[0]}"))
-            return c
-        job, data = self.job, self.job.eval_data
-        rows = self.not_calibration if c.gate == "int8" else np.ones(len(data.x), bool)
-        if not rows.any():
-            c.failures.append(GateFailure("disjoint_data", "no validation images apart from the calibration images; "
-                                                           "give --eval-data"))
-            return c
-        try:
-            raw = run_batches(create_session(c.data, "cpu"), data.x[rows], self.conv.spec)
-        except Exception as exc:  # noqa: BLE001 - a built graph onnxruntime cannot run
-            c.failures.append(GateFailure("runtime", f"onnxruntime cannot run it: {str(exc).splitlines()[0]}"))
-            return c
-        scores = to_scores(raw, self.conv.kind)
-        result = compare(self.ref_scores[rows], scores, None if data.y is None else data.y[rows])
-        result["max_abs_diff_raw"] = float(np.abs(raw.astype(np.float64) - self.conv.reference[rows]).max())
-        if self.conv.kind in MULTILABEL:
-            same = ((scores >= DEFAULT_THRESHOLD) == (self.ref_scores[rows] >= DEFAULT_THRESHOLD)).all(axis=1)
-            result["label_set_agreement"] = float(same.mean())
-        if c.gate == "int8":
-            result["disjoint_from_calibration"] = True
-            result["calibration_overlap_excluded"] = int((~rows).sum())
-        stats = None if data.stats is None else {k: v[rows] for k, v in data.stats.items()}
-        result["unsure_rate"] = None if self.rule is None else \
-            float(self.rule.flags(scores, data.x[rows], stats).mean())
-        c.validation = result
-        c.failures.extend(check_gates(c.gate, result, job.gates))
-        if c.gate == "int8" and len(c.data) > job.gates.int8_max_size_ratio * self.fp32_size:
-            c.failures.append(GateFailure(
-                "size", f"size {len(c.data) / self.fp32_size:.0%} of fp32 > {job.gates.int8_max_size_ratio:.0%} "
-                        "(an int8 file that does not shrink is not shipped)",
-                len(c.data) / self.fp32_size, job.gates.int8_max_size_ratio))
-        return c
-
-
-def validate_variants(job: ExportJob, conv: Converted, built: list[Candidate], unsure_rule, on_log) -> list[Candidate]:
-    """Validate every built variant. In auto mode a static int8 that misses its gates goes through accuracy
-    control (other calibrations, then the most sensitive nodes kept in float); dynamic int8 is the last resort."""
-    check = _Validator(job, conv, unsure_rule)
-    out = [check(c) for c in built]
-    static = next((c for c in out if c.variant == "int8"), None)
-    if static is None or not static.failures or job.quant.mode != "auto" or static.data is None:
-        return out
-    if job.calib_pixels is not None and not any(f.gate in ("size", "disjoint_data") for f in static.failures):
-        from .int8_control import accuracy_controlled_int8
-
-        make = lambda data, quantization: check(Candidate("int8", data, quantization))  # noqa: E731
-        try:
-            controlled = accuracy_controlled_int8(static, conv.fp32, job.calib_pixels, conv.spec, job.quant, make, on_log)
-        except Exception as exc:  # noqa: BLE001 - a search step failed: keep the plain static result
-            on_log(f"int8 accuracy control stopped: {type(exc).__name__}: {exc}")
-            controlled = static
-        if controlled is not static:
-            static.superseded = True  # the plain attempt stays in the report
-            out.insert(out.index(static) + 1, controlled)
-            static = controlled
-        if not controlled.failures:
-            return out
-    on_log("static int8 failed its gate; trying dynamic int8")
+def _measure(job: ExportJob, candidates: list[Candidate], inputs: BuildInputs, on_log: Log) -> Optional[dict]:
+    """Report-only figures: fp32 vs int8 speed here, and the per-layer int8 evidence."""
+    if not candidates[0].passed:
+        return None
     try:
-        dynamic = check(_dynamic(conv))
-    except Exception as exc:  # noqa: BLE001
-        dynamic = Candidate("int8-dynamic", None, failures=[GateFailure("build", f"could not be built: {exc}")])
-    if not dynamic.failures:
-        static.superseded = True
-    out.insert(out.index(static) + 1, dynamic)
-    return out
-
-
-def measure_speed(data: bytes, spec: InputSpec, pixels: np.ndarray, budget_s: float = 1.0) -> dict[str, float]:
-    """Latency (batch 1, median ms) and throughput (batch 32, images/s) on this machine."""
-    session = create_session(data, "cpu")
-    name = session.get_inputs()[0].name
-    from ..runtime.preprocess import to_batch
-
-    one = to_batch(pixels[:1], spec)
-    many = to_batch(np.resize(pixels, (32, *pixels.shape[1:])), spec)
-    session.run(None, {name: one})
-    session.run(None, {name: many})
-    times, end = [], time.perf_counter() + budget_s / 2
-    while len(times) < 5 or (time.perf_counter() < end and len(times) < 200):
-        t = time.perf_counter()
-        session.run(None, {name: one})
-        times.append(time.perf_counter() - t)
-    batches, t0, end = 0, time.perf_counter(), time.perf_counter() + budget_s / 2
-    while batches < 2 or time.perf_counter() < end:
-        session.run(None, {name: many})
-        batches += 1
-    return {"latency_ms": float(np.median(times) * 1e3), "throughput_ips": float(32 * batches / (time.perf_counter() - t0))}
-
-
-def _speed_summary(candidates: list[Candidate], job: ExportJob, conv: Converted) -> Optional[dict[str, Any]]:
-    fp32 = candidates[0]
-    int8 = next((c for c in candidates if c.gate == "int8" and not c.failures and not c.superseded), None)
+        evidence = int8_evidence(candidates, inputs, job.measure_speed)
+    except Exception as exc:  # noqa: BLE001 - report-only figures never stop an export
+        on_log(f"int8 layer evidence unavailable: {type(exc).__name__}: {_first_line(exc)}")
+        evidence = None
+    if evidence is not None:
+        next(c for c in candidates if c.variant == "int8" and c.data is not None).extra["int8_layers"] = evidence
+    int8 = next((c for c in candidates if c.gate == "int8" and c.ships), None)
     if int8 is None or not job.measure_speed:
         return None
-    a = measure_speed(fp32.data, conv.spec, job.eval_data.x)
-    b = measure_speed(int8.data, conv.spec, job.eval_data.x)
-    fp32.extra["speed"], int8.extra["speed"] = a, b
-    speedup = a["latency_ms"] / b["latency_ms"]
-    gain = b["throughput_ips"] / a["throughput_ips"]
-    smaller = len(fp32.data) / len(int8.data)
-    verdict = (f"int8 is {speedup:.2f}x the fp32 speed at batch 1 and {gain:.2f}x in throughput on this machine; "
-               f"{smaller:.1f}x smaller")
-    if speedup < 1.05 and gain < 1.05:
-        verdict += " -- int8 is NOT faster here: ship it for size only"
-    return {"fp32": a, "int8": b, "latency_speedup": speedup, "throughput_gain": gain, "size_ratio": smaller,
-            "verdict": verdict, "measured": "on the exporting machine (may be under load)"}
+    speed = int8_speed_summary(inputs.fp32, int8.data, inputs.spec, job.eval_data.x)
+    candidates[0].extra["speed"], int8.extra["speed"] = speed["fp32"], speed["int8"]
+    on_log(speed["verdict"])
+    return speed
 
 
-def write_variants(job: ExportJob, conv: Converted, candidates: list[Candidate], unsure_rule,
-                   versions: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """Write what passed as one set (nothing if fp32 failed); returns (report rows, written, removed)."""
-    failed_fp32 = bool(candidates[0].failures)
-    rows, written = [], []
-    for c in candidates:
-        row = {"variant": c.variant, "quantization": c.quantization, "validation": c.validation,
-               "failures": [str(f) for f in c.failures], "failure_types": [f.to_dict() for f in c.failures],
-               "size_bytes": len(c.data) if c.data else 0, "passed": not c.failures,
-               # relative to the report (which sits beside the models): no machine's absolute paths in reports
-               "path": variant_path(job.out_dir, job.name, c.variant).name, "written": False, **c.extra}
-        if c.superseded:
-            row["superseded"] = True
-        if row["passed"] and not failed_fp32 and not c.superseded:
-            info = ModelInfo(
-                name=job.name, variant=c.variant, labels=tuple(job.labels), input_spec=conv.spec, output=conv.kind,
-                dataset=job.dataset, source_sha256=job.source_sha256, versions=versions, quantization=c.quantization,
-                validation={"data": job.eval_data.description, **c.validation, "gates": job.gates.to_dict()},
-                preprocess=tuple(job.preprocess), unsure=unsure_rule.to_dict() if unsure_rule else {},
-            )
-            final = _embed(c.data, info)
-            target = variant_path(job.out_dir, job.name, c.variant)
-            write_bytes_atomic(target, final)
-            row["size_bytes"], row["written"] = len(final), True
-            written.append(str(target))
-        rows.append(row)
-    removed = [] if failed_fp32 else [Path(p).name for p in remove_stale_variants(job.out_dir, job.name, written)]
-    return rows, written, removed
-
-
-def run_export(job: ExportJob, on_log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+def run_export(job: ExportJob, on_log: Log = lambda m: None) -> dict[str, Any]:
     """Export, validate and write. Returns the report; raises GateError (report attached) if a gate fails."""
     conv = convert(job, on_log)
-    versions = _versions(job.opset)
-    unsure_rule = _calibrate_unsure(job, conv.fp32, conv.spec, on_log, conv.kind)
-    built = build_variants(job, conv, on_log)
-    candidates = validate_variants(job, conv, built, unsure_rule, on_log)
-    speed = _speed_summary(candidates, job, conv) if not candidates[0].failures else None
-    if speed:
-        on_log(speed["verdict"])
-    rows, written, removed = write_variants(job, conv, candidates, unsure_rule, versions)
-    failed_fp32 = bool(candidates[0].failures)
-    report = {
-        "name": job.name,
-        "dataset": job.dataset,
-        "source_sha256": job.source_sha256,
-        "validation_data": job.eval_data.description,
-        "input_spec": conv.spec.to_dict(),
-        "model_input_layout": conv.adapter.layout,
-        "output": conv.kind,
-        "output_detected_from": conv.kind_reason,
-        "graph_rewrites": conv.rewrites,
-        "preprocess": list(job.preprocess),
-        "unsure": unsure_rule.to_dict() if unsure_rule else None,
-        "gates": job.gates.to_dict(),
-        "versions": versions,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "variants": rows,
-        "int8_speed": speed,
-        "removed_stale": removed,
-        "passed": all(r["passed"] for r in rows if not r.get("superseded")),
-    }
+    inputs = BuildInputs(conv.fp32, conv.spec, job.calib_pixels, job.quant, on_log)
+    unsure = calibrate_unsure(job.unsure, conv.fp32, conv.spec, conv.kind, on_log)
+    validator = Validator(KerasReference(job.model, conv.adapter, conv.kind), job.eval_data, conv.spec, job.gates,
+                          fp32=conv.fp32, calibration=job.calib_pixels, unsure=unsure, reference_raw=conv.reference)
+    candidates = validate_variants(build_variants(job.formats(), inputs), validator, inputs)
+    speed = _measure(job, candidates, inputs, on_log)
+    identity = ModelIdentity(job.name, tuple(job.labels), conv.spec, conv.kind, job.dataset, job.source_sha256,
+                             _versions(job.opset), tuple(job.preprocess), unsure.to_dict() if unsure else {})
+    record = {"data": job.eval_data.description, "reference": "Keras", "gates": job.gates.to_dict()}
+    written = write_variants(job.out_dir, identity, candidates, record)
+    report = _report(job, conv, identity, written, speed)
     write_json_atomic(report_path(job.out_dir, job.name), report)
-    failing = [r for r in rows if r["failures"] and not r.get("superseded")]
-    if failing:
-        lines = "; ".join(f"{r['variant']}: {', '.join(r['failures'])}" for r in failing)
-        kept = "nothing written (fp32 failed)" if failed_fp32 else f"written: {', '.join(written) or 'nothing'}"
-        raise GateError(f"{job.name}: validation gate failed: {lines}; {kept}", report)
+    raise_on_failure(job.name, report, written.written)
     return report
 
 
-def _calibrate_unsure(job: ExportJob, fp32: bytes, onnx_spec: InputSpec, on_log,
-                      kind: str = "probabilities") -> Optional[UnsureRule]:
-    """Thresholds for the unsure flag, from the exported model's answers on held-out images."""
-    if job.unsure_pixels is None or len(job.unsure_pixels) == 0:
-        return None
-    on_log(f"calibrating the unsure flag on {job.unsure_description}")
-    probs = to_scores(run_batches(create_session(fp32, "cpu"), job.unsure_pixels, onnx_spec), kind)
-    return calibrate(probs, job.unsure_pixels, job.unsure_statistic, job.unsure_rate, job.unsure_description,
-                     job.unsure_stats)
+def _report(job: ExportJob, conv: Converted, identity: ModelIdentity, written: Written,
+            speed: Optional[dict]) -> dict[str, Any]:
+    return {
+        "name": job.name, "dataset": job.dataset, "source_sha256": job.source_sha256,
+        "reference": "Keras", "validation_data": job.eval_data.description, "input_spec": conv.spec.to_dict(),
+        "model_input_layout": conv.adapter.layout, "output": conv.kind, "output_detected_from": conv.kind_reason,
+        "graph_rewrites": conv.rewrites, "preprocess": list(job.preprocess), "unsure": identity.unsure or None,
+        "gates": job.gates.to_dict(), "versions": identity.versions,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "variants": written.rows,
+        "int8_speed": speed, "removed_stale": written.removed,
+        "passed": all(r["passed"] for r in written.rows if not r.get("superseded")),
+    }
+
+
+def raise_on_failure(name: str, report: dict[str, Any], written: list[str]) -> None:
+    """GateError (report attached) naming every variant that failed and what was written anyway."""
+    failing = [r for r in report["variants"] if r["failures"] and not r.get("superseded")]
+    if not failing:
+        return
+    lines = "; ".join(f"{r['variant']}: {', '.join(r['failures'])}" for r in failing)
+    failed_fp32 = report["variants"][0]["variant"] == "fp32" and not report["variants"][0]["passed"]
+    kept = "nothing written (fp32 failed)" if failed_fp32 else f"written: {', '.join(written) or 'nothing'}"
+    raise GateError(f"{name}: validation gate failed: {lines}; {kept}", report)
 
 
 def revalidate(onnx_path: Path, model: Any, eval_data: EvalData, gates: Gates = Gates()) -> dict[str, Any]:
     """Re-run validation of an exported file against its Keras model (read-only)."""
-    session = create_session(onnx_path, "cpu")
     info = read_info(onnx_path)
-    reference = keras_probabilities(model, eval_data.x, info.output)
-    probs = to_scores(run_batches(session, eval_data.x, info.input_spec), info.output)
-    result = compare(reference, probs, eval_data.y)
-    gate_as = "int8" if info.variant.startswith("int8") else info.variant
-    failures = gate_failures(gate_as, result, gates)
-    return {"variant": info.variant, "path": str(onnx_path), "size_bytes": Path(onnx_path).stat().st_size,
-            "validation": result, "failures": failures, "passed": not failures, "name": info.name,
-            "validation_data": eval_data.description}
+    reference = KerasReference(model, None, info.output)
+    return validate_file(onnx_path, reference, eval_data, gates)
+
+
+def validate_file(onnx_path: Path, reference: Any, eval_data: EvalData, gates: Gates = Gates()) -> dict[str, Any]:
+    """Validate an exported file against a `Reference` (the Keras model, or its fp32 .onnx), read-only."""
+    info = read_info(onnx_path)
+    candidate = Candidate(info.variant, gate_of(info.variant), Path(onnx_path).read_bytes())
+    checked = Validator(reference, eval_data, info.input_spec, gates)(candidate)
+    row = report_row(checked, str(onnx_path))
+    return {**row, "name": info.name, "reference": reference.name, "validation_data": eval_data.description}
+

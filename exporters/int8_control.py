@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -23,20 +22,27 @@ from typing import Any, Callable
 import numpy as np
 
 from ..runtime.spec import InputSpec
-from .quantize import QuantOptions, _reader, preprocess_for_quantization, quantize_static_int8
+from .builders import BuildInputs, Candidate, build_static_int8
+from .chatter import library_chatter
+from .formats import FORMATS
+from .gates import GateFailure
+from .quantize import _reader, prepare_float_graph
 
 PROBE_IMAGES = 32  # images whose activations rank sensitivity (memory: every intermediate tensor is kept)
 STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # nodes kept in float per attempt
+Validate = Callable[[Candidate], Candidate]
 
 
 COMPUTE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 FOLLOWERS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "BatchNormalization")
 
 
-def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: InputSpec) -> list[tuple[list[str], float]]:
+def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: InputSpec,
+                         float_stem: bool = True) -> list[tuple[list[str], float]]:
     """Compute nodes (Conv/MatMul/Gemm, with the activation that follows them, kept together so a float unit
     does not leave a pre-activation tensor to quantize) and the SQNR in dB of the unit's output after its
-    quantize/dequantize pair, noisiest first. Names refer to the pre-processed float graph."""
+    quantize/dequantize pair, noisiest first. Names refer to the float graph int8 was quantized from
+    (`quantize.prepare_float_graph`); units kept in float have no pair and are not listed."""
     import onnx
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations, compute_activation_error, create_activation_matching,
@@ -44,17 +50,17 @@ def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: Inp
 
     probe = pixels[:PROBE_IMAGES]
     with tempfile.TemporaryDirectory(prefix="edgecls-sensitivity-") as tmp:
-        src, pre, q = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
-        src.write_bytes(fp32)
+        pre, q = prepare_float_graph(fp32, Path(tmp), float_stem), Path(tmp, "int8.onnx")
         q.write_bytes(int8)
-        preprocess_for_quantization(src, pre)
         f_aug, q_aug = Path(tmp, "f_aug.onnx"), Path(tmp, "q_aug.onnx")
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(tmp):
+        with library_chatter(), contextlib.chdir(tmp):
             modify_model_output_intermediate_tensors(str(pre), str(f_aug))
             modify_model_output_intermediate_tensors(str(q), str(q_aug))
             float_acts = collect_activations(str(f_aug), _reader(probe, spec, batch_size=len(probe)))
             qdq_acts = collect_activations(str(q_aug), _reader(probe, spec, batch_size=len(probe)))
-        errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
+        matched = {k: m for k, m in create_activation_matching(qdq_acts, float_acts).items()
+                   if "float" in m and "pre_qdq" in m and "post_qdq" in m}  # tensors both graphs have
+        errors = compute_activation_error(matched)
         graph = onnx.load(str(pre)).graph
     consumers: dict[str, list] = {}
     for node in graph.node:
@@ -76,54 +82,95 @@ def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: Inp
     return ranked
 
 
-def _score(c: Any) -> tuple:
+def _score(c: Candidate) -> tuple:
     """Lower is better: passing first, then accuracy drop (or disagreement when unlabelled)."""
     v = c.validation or {}
     drop = v.get("accuracy_drop_pts", (1 - v.get("top1_agreement", 0)) * 100)
     return (bool(c.failures), drop, -v.get("top1_agreement", 0))
 
 
-def accuracy_controlled_int8(first: Any, fp32: bytes, calib_pixels: np.ndarray, spec: InputSpec, options: QuantOptions,
-                             make: Callable[[bytes, dict[str, Any]], Any], on_log: Callable[[str], None]) -> Any:
-    """`first`: the failed static candidate; `make(data, quantization)` validates a new one. Returns the best
-    candidate found (passing if any passed), its quantization info listing every attempt."""
-    attempts = [{"calibration": options.calibration, "float_nodes": 0, **_summary(first)}]
+def _summary(c: Candidate) -> dict[str, Any]:
+    v = c.validation or {}
+    return {"accuracy_drop_pts": v.get("accuracy_drop_pts"), "top1_agreement": v.get("top1_agreement"),
+            "size_bytes": len(c.data) if c.data else None, "failures": [str(f) for f in c.failures]}
+
+
+def _best_calibration(first: Candidate, inputs: BuildInputs, validate: Validate, attempts: list) -> Candidate:
     best = first
     for method in ("minmax", "percentile", "entropy"):
-        if method == options.calibration:
+        if method == inputs.quant.calibration:
             continue
-        on_log(f"int8: trying {method} calibration")
-        opts = dataclasses.replace(options, calibration=method)
-        cand = make(quantize_static_int8(fp32, calib_pixels, spec, opts), {**first.quantization, "calibration": method})
+        inputs.on_log(f"int8: trying {method} calibration")
+        cand = validate(build_static_int8(inputs, dataclasses.replace(inputs.quant, calibration=method)))
         attempts.append({"calibration": method, "float_nodes": 0, **_summary(cand)})
         if _score(cand) < _score(best):
             best = cand
+    return best
+
+
+def _keep_sensitive_in_float(best: Candidate, inputs: BuildInputs, validate: Validate, attempts: list) -> Candidate:
+    method = best.quantization["calibration"]
+    opts = dataclasses.replace(inputs.quant, calibration=method)
+    inputs.on_log("int8: ranking nodes by quantization sensitivity")
+    ranked = rank_sensitive_nodes(inputs.fp32, best.data, inputs.calibration, inputs.spec, opts.float_stem)
+    stale = 0
+    for k in [s for s in STEPS if s <= len(ranked)]:
+        if stale >= 3:  # three attempts in a row with no gain: more float nodes will not get there
+            break
+        keep = [name for unit, _ in ranked[:k] for name in unit]
+        inputs.on_log(f"int8: keeping the {k} most sensitive node(s) in float")
+        cand = build_static_int8(inputs, opts, tuple(keep))
+        cand.quantization.update(float_nodes=keep, float_nodes_sqnr_db=[round(s, 2) for _, s in ranked[:k]])
+        cand = validate(cand)
+        attempts.append({"calibration": method, "float_nodes": k, **_summary(cand)})
+        stale = 0 if _score(cand) < _score(best) else stale + 1
+        if _score(cand) < _score(best):
+            best = cand
+        if not cand.failures:
+            break
+    return best
+
+
+def accuracy_controlled_int8(first: Candidate, inputs: BuildInputs, validate: Validate) -> Candidate:
+    """`first`: the failed static candidate; `validate` judges a new one. Returns the best candidate found
+    (passing if any passed), its quantization info listing every attempt."""
+    attempts = [{"calibration": inputs.quant.calibration, "float_nodes": 0, **_summary(first)}]
+    best = _best_calibration(first, inputs, validate, attempts)
     if best.failures:
-        method = best.quantization["calibration"]
-        opts = dataclasses.replace(options, calibration=method)
-        on_log("int8: ranking nodes by quantization sensitivity")
-        ranked = rank_sensitive_nodes(fp32, best.data, calib_pixels, spec)
-        stale = 0
-        for k in [s for s in STEPS if s <= len(ranked)]:
-            if stale >= 3:  # three attempts in a row with no gain: more float nodes will not get there
-                break
-            keep = [name for unit, _ in ranked[:k] for name in unit]
-            on_log(f"int8: keeping the {k} most sensitive node(s) in float")
-            cand = make(quantize_static_int8(fp32, calib_pixels, spec, opts, tuple(keep)),
-                        {**first.quantization, "calibration": method, "float_nodes": keep,
-                         "float_nodes_sqnr_db": [round(s, 2) for _, s in ranked[:k]]})
-            attempts.append({"calibration": method, "float_nodes": k, **_summary(cand)})
-            stale = 0 if _score(cand) < _score(best) else stale + 1
-            if _score(cand) < _score(best):
-                best = cand
-            if not cand.failures:
-                break
+        best = _keep_sensitive_in_float(best, inputs, validate, attempts)
     best.quantization = {**best.quantization, "accuracy_control": {"attempts": attempts,
                                                                     "passed": not best.failures}}
     return best
 
 
-def _summary(c: Any) -> dict[str, Any]:
-    v = c.validation or {}
-    return {"accuracy_drop_pts": v.get("accuracy_drop_pts"), "top1_agreement": v.get("top1_agreement"),
-            "size_bytes": len(c.data) if c.data else None, "failures": [str(f) for f in c.failures]}
+def settle_int8(candidates: list[Candidate], inputs: BuildInputs, validate: Validate) -> list[Candidate]:
+    """Auto mode: a static int8 that misses its gates goes through accuracy control (other calibrations, then
+    the most sensitive nodes kept in float), then its format's fallback (dynamic int8) as the last resort. The
+    attempts that did not ship stay in the list, marked superseded when another took their place."""
+    static = next((c for c in candidates if c.variant == "int8"), None)
+    if static is None or static.passed or inputs.quant.mode != "auto" or static.data is None:
+        return candidates
+    out = list(candidates)
+    if inputs.calibration is not None and not any(f.gate in ("size", "disjoint_data") for f in static.failures):
+        try:
+            controlled = accuracy_controlled_int8(static, inputs, validate)
+        except Exception as exc:  # noqa: BLE001 - a search step failed: keep the plain static result
+            inputs.on_log(f"int8 accuracy control stopped: {type(exc).__name__}: {exc}")
+            controlled = static
+        if controlled is not static:
+            static.superseded = True  # the plain attempt stays in the report
+            out.insert(out.index(static) + 1, controlled)
+            static = controlled
+        if controlled.passed:
+            return out
+    fallback = FORMATS[static.variant].fallback
+    inputs.on_log(f"static int8 failed its gate; trying {fallback}")
+    try:
+        replacement = validate(FORMATS[fallback].builder(inputs))
+    except Exception as exc:  # noqa: BLE001
+        replacement = Candidate(fallback, FORMATS[fallback].gate, None,
+                                failures=[GateFailure("build", f"could not be built: {exc}")])
+    if replacement.passed:
+        static.superseded = True
+    out.insert(out.index(static) + 1, replacement)
+    return out

@@ -10,7 +10,6 @@ fp16: for GPU targets; inputs and outputs stay float32 so callers need not chang
 from __future__ import annotations
 
 import contextlib
-import io
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,12 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ..runtime.spec import InputSpec
+from .chatter import library_chatter
 from .errors import ExportError
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+STATIC_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")  # weights static int8 stores in int8
+DYNAMIC_OPS = ("MatMul", "Gemm")  # weights dynamic int8 stores in int8
 QUANT_MODES = ("static", "dynamic", "auto")
 
 
@@ -103,7 +105,7 @@ def preprocess_for_quantization(src: Path, dst: Path) -> str:
     for skip_symbolic in (False, True):
         try:
             # its symbolic shape inference writes temp files into the working directory: keep them in ours
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(dst.parent):
+            with library_chatter(), contextlib.chdir(dst.parent):
                 quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
             return "quant_pre_process" + (" (ONNX shape inference only)" if skip_symbolic else "")
         except Exception:  # noqa: BLE001 - assorted inference errors; the next step is less demanding
@@ -112,27 +114,49 @@ def preprocess_for_quantization(src: Path, dst: Path) -> str:
     return "none (pre-processing failed)"
 
 
-def quantize_static_int8(fp32: bytes, calib_pixels: np.ndarray, spec: InputSpec, options: QuantOptions,
-                         extra_float_nodes: tuple[str, ...] = ()) -> bytes:
-    """calib_pixels: uint8 (N,H,W,C) real images; spec: the exported (ONNX) input spec."""
+@dataclass(frozen=True)
+class Quantized:
+    """A static int8 graph and the nodes it was asked to keep in float (names of the pre-processed graph)."""
+
+    data: bytes
+    kept_float: tuple[str, ...]
+
+
+def prepare_float_graph(fp32: bytes, folder: Path, float_stem: bool) -> Path:
+    """The float graph static int8 quantizes, written to `folder`: the int8 tail kept channels-last, onnxruntime's
+    pre-processing, and the stem's input padded to 4 channels when it will be quantized."""
     import onnx
-    from onnxruntime.quantization import quantize
 
     from .optimize import channels_last_tail
+
+    src, pre = folder / "fp32.onnx", folder / "pre.onnx"
+    model = onnx.load_from_string(fp32)
+    channels_last_tail(model)  # the int8 convs run channels-last: keep the flatten and pooling there too
+    src.write_bytes(model.SerializeToString())
+    preprocess_for_quantization(src, pre)
+    pad_stem_channels(pre, float_stem)
+    return pre
+
+
+def quantize_static(fp32: bytes, calib_pixels: np.ndarray, spec: InputSpec, options: QuantOptions,
+                    extra_float_nodes: tuple[str, ...] = ()) -> Quantized:
+    """calib_pixels: uint8 (N,H,W,C) real images; spec: the exported (ONNX) input spec."""
+    from onnxruntime.quantization import quantize
 
     if len(calib_pixels) == 0:
         raise ExportError("calibration needs at least one image")
     with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
-        src, pre, out = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
-        model = onnx.load_from_string(fp32)
-        channels_last_tail(model)  # the int8 convs run channels-last: keep the flatten and pooling there too
-        src.write_bytes(model.SerializeToString())
-        preprocess_for_quantization(src, pre)
-        pad_stem_channels(pre, options.float_stem)
+        pre, out = prepare_float_graph(fp32, Path(tmp), options.float_stem), Path(tmp, "int8.onnx")
         exclude = float_nodes(pre, options.float_stem) + list(extra_float_nodes)
-        with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress; keep stdout clean
+        with library_chatter():  # calibration progress and the quantizer's warnings: --verbose only
             quantize(str(pre), str(out), static_config(calib_pixels, spec, options, exclude))
-        return out.read_bytes()
+        return Quantized(out.read_bytes(), tuple(exclude))
+
+
+def quantize_static_int8(fp32: bytes, calib_pixels: np.ndarray, spec: InputSpec, options: QuantOptions,
+                         extra_float_nodes: tuple[str, ...] = ()) -> bytes:
+    """The static int8 graph alone (see `quantize_static`)."""
+    return quantize_static(fp32, calib_pixels, spec, options, extra_float_nodes).data
 
 
 # onnxruntime's fast int8 conv (MLAS's symmetric indirect conv) needs input channels in multiples of this; other
@@ -273,8 +297,9 @@ def quantize_dynamic_int8(fp32: bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
         src, out = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(fp32)
-        quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Gemm"])
+        with library_chatter():
+            quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=list(DYNAMIC_OPS))
         return out.read_bytes()
 
 

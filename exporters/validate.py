@@ -1,97 +1,131 @@
-"""Compare an exported variant with the Keras model it came from, and apply the release gates."""
+"""Validate a candidate against its reference (the Optimum `validate_model_outputs` step) and apply its gates.
+
+The reference is anything that answers like the model (`reference.Reference`: the Keras model or an fp32 .onnx);
+its outputs on the validation images are computed once. Every candidate is checked the same way: onnx.checker
+full_check, run on the images (int8: those that did not calibrate it), measured (`gates.compare`), judged
+(`gates.judge`) and, for int8, sized (`size.judge_size`). The result is written into the candidate.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import hashlib
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Gates:
-    """Defaults: fp32 must be the same model; fp16/int8 may cost at most a little accuracy AND must keep
-    answering like the model (top-1 agreement), so a variant cannot pass on accuracy alone."""
-
-    fp32_min_agreement: float = 1.0  # top-1 agreement with Keras (fraction)
-    fp32_max_abs_diff: float = 1e-4  # on the per-label scores
-    fp16_max_accuracy_drop: float = 0.1  # percentage points vs Keras
-    int8_max_accuracy_drop: float = 0.5  # percentage points vs Keras
-    unlabelled_min_agreement: float = 0.99  # quantized variants, when there are no labels to score accuracy
-    fp16_min_agreement: float = 0.99  # top-1 agreement with Keras, labelled or not
-    int8_min_agreement: float = 0.93  # top-1 agreement with Keras, labelled or not (shipped emotion int8: 94%)
-    int8_max_size_ratio: float = 0.6  # an int8 file larger than this share of fp32 is not worth shipping
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+from ..runtime.heads import DEFAULT_THRESHOLD, MULTILABEL, to_scores
+from ..runtime.inference import run_batches
+from ..runtime.session import create_session
+from ..runtime.spec import InputSpec
+from ..runtime.unsure import UnsureRule
+from .builders import Candidate
+from .formats import FORMATS
+from .gates import ERROR_QUANTILE, GateFailure, Gates, compare, judge
+from .reference import Reference
+from .size import check_size, judge_size
 
 
-@dataclass(frozen=True)
-class GateFailure:
-    """Why a variant must not ship: which gate (fp32_agreement, max_abs_diff, accuracy_drop, agreement,
-    size, build, onnx_check, runtime, disjoint_data), the measured value and the limit."""
+@dataclass
+class EvalData:
+    """Images to validate on: uint8 (N,H,W,C) pixels, labels when known, and what they are."""
 
-    gate: str
-    message: str
-    measured: Optional[float] = None
-    limit: Optional[float] = None
-
-    def __str__(self) -> str:
-        return self.message
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    x: np.ndarray
+    y: Optional[np.ndarray]
+    description: str
+    stats: Optional[dict[str, np.ndarray]] = None  # measured by the declared preprocessing (unsure flag input)
 
 
-def compare(reference: np.ndarray, probs: np.ndarray, labels: Optional[np.ndarray]) -> dict[str, Any]:
-    """Differences of `probs` from the Keras `reference` scores (both per label), and accuracies when labelled."""
-    if reference.shape != probs.shape:
-        raise ValueError(f"output shapes differ: Keras {reference.shape}, ONNX {probs.shape}")
-    diff = np.abs(reference.astype(np.float64) - probs.astype(np.float64))
-    result: dict[str, Any] = {
-        "samples": int(len(reference)),
-        "top1_agreement": float((reference.argmax(1) == probs.argmax(1)).mean()),
-        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
-    }
-    if labels is not None:
-        n = len(labels)
-        keras_correct = int((reference.argmax(1) == labels).sum())
-        correct = int((probs.argmax(1) == labels).sum())
-        result["keras_accuracy"] = keras_correct / n
-        result["accuracy"] = correct / n
-        # From counts, not from the two rounded accuracies: losing exactly 0.5 points must read 0.5, not 0.5000000000000004
-        result["accuracy_drop_pts"] = (keras_correct - correct) * 100 / n
-    return result
+def check_file(data: bytes) -> None:
+    """Every written variant must pass the ONNX checker with full_check (shape and type inference too)."""
+    import onnx
+
+    onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
 
 
-def check_gates(variant: str, result: dict[str, Any], gates: Gates) -> list[GateFailure]:
-    """Typed reasons this variant must not ship; empty when it passes."""
-    failures = []
-    agreement = result["top1_agreement"]
-    if variant == "fp32":
-        if agreement < gates.fp32_min_agreement:
-            failures.append(GateFailure("fp32_agreement", f"top-1 agreement {agreement * 100:.3f}% < "
-                                        f"{gates.fp32_min_agreement * 100:.3f}%", agreement, gates.fp32_min_agreement))
-        if result["max_abs_diff"] > gates.fp32_max_abs_diff:
-            failures.append(GateFailure("max_abs_diff", f"max abs diff {result['max_abs_diff']:.2e} > "
-                                        f"{gates.fp32_max_abs_diff:.0e}", result["max_abs_diff"], gates.fp32_max_abs_diff))
-        return failures
-    limit = gates.fp16_max_accuracy_drop if variant == "fp16" else gates.int8_max_accuracy_drop
-    min_agreement = gates.fp16_min_agreement if variant == "fp16" else gates.int8_min_agreement
-    if "accuracy_drop_pts" in result:
-        if result["accuracy_drop_pts"] > limit:
-            failures.append(GateFailure("accuracy_drop", f"accuracy drop {result['accuracy_drop_pts']:.2f} pt > {limit} pt",
-                                        result["accuracy_drop_pts"], limit))
-    else:
-        min_agreement = max(min_agreement, gates.unlabelled_min_agreement)
-    if agreement < min_agreement:
-        why = "" if "accuracy_drop_pts" in result else " (no labels to score accuracy)"
-        failures.append(GateFailure("agreement", f"top-1 agreement {agreement * 100:.2f}% < {min_agreement * 100:.2f}%{why}",
-                                    agreement, min_agreement))
-    return failures
+def _digest_rows(pixels: np.ndarray) -> list[bytes]:
+    return [hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest() for row in pixels]
 
 
-def gate_failures(variant: str, result: dict[str, Any], gates: Gates) -> list[str]:
-    """Human-readable reasons this variant must not ship; empty when it passes."""
-    return [str(f) for f in check_gates(variant, result, gates)]
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class Validator:
+    """Runs candidates on the validation images and applies their gates against one reference."""
+
+    def __init__(self, reference: Reference, data: EvalData, spec: InputSpec, gates: Gates = Gates(), *,
+                 fp32: Optional[bytes] = None, calibration: Optional[np.ndarray] = None,
+                 unsure: Optional[UnsureRule] = None, reference_raw: Optional[np.ndarray] = None) -> None:
+        """spec: the exported input; fp32: the graph int8 sizes are judged against; calibration: the images
+        int8 was calibrated on (never scored); reference_raw: the reference's outputs on data.x, if known."""
+        self.reference, self.data, self.spec, self.gates = reference, data, spec, gates
+        self.fp32, self.unsure = fp32, unsure
+        self.raw = reference.outputs(data.x) if reference_raw is None else reference_raw
+        self.scores = to_scores(self.raw, reference.kind)
+        self.not_calibration = np.ones(len(data.x), bool)
+        if calibration is not None and len(calibration):
+            seen = set(_digest_rows(calibration))
+            self.not_calibration = np.array([d not in seen for d in _digest_rows(data.x)], bool)
+
+    def __call__(self, c: Candidate) -> Candidate:
+        if c.data is None:
+            return c
+        try:
+            check_file(c.data)
+        except Exception as exc:  # noqa: BLE001 - the checker raises its own error types
+            c.failures.append(GateFailure("onnx_check", f"fails onnx.checker full_check: {_first_line(exc)}"))
+            return c
+        rows = self.not_calibration if c.gate == "int8" else np.ones(len(self.data.x), bool)
+        if not rows.any():
+            c.failures.append(GateFailure("disjoint_data", "no validation images apart from the calibration images; "
+                                                           "give --eval-data"))
+            return c
+        try:
+            raw = run_batches(create_session(c.data, "cpu"), self.data.x[rows], self.spec)
+        except Exception as exc:  # noqa: BLE001 - a built graph onnxruntime cannot run
+            c.failures.append(GateFailure("runtime", f"onnxruntime cannot run it: {_first_line(exc)}"))
+            return c
+        c.validation = self.measure(c.gate, raw, rows)
+        verdict = judge(c.gate, c.validation, self.gates)
+        c.failures.extend(verdict.failures)
+        c.notes.extend(verdict.notes)
+        if c.gate == "int8" and self.fp32 is not None:
+            self._judge_size(c)
+        return c
+
+    def measure(self, gate: str, raw: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
+        """The candidate's raw outputs on `rows` of the images, compared with the reference's."""
+        data, kind = self.data, self.reference.kind
+        scores = to_scores(raw, kind)
+        reference = self.scores[rows]
+        result = compare(reference, scores, None if data.y is None else data.y[rows], ERROR_QUANTILE[gate])
+        result["max_abs_diff_raw"] = float(np.abs(raw.astype(np.float64) - self.raw[rows]).max()) if raw.size else 0.0
+        if kind in MULTILABEL:
+            same = ((scores >= DEFAULT_THRESHOLD) == (reference >= DEFAULT_THRESHOLD)).all(axis=1)
+            result["label_set_agreement"] = float(same.mean())
+        if gate == "int8":
+            result["disjoint_from_calibration"] = True
+            result["calibration_overlap_excluded"] = int((~rows).sum())
+        stats = None if data.stats is None else {k: v[rows] for k, v in data.stats.items()}
+        result["unsure_rate"] = None if self.unsure is None else \
+            float(self.unsure.flags(scores, data.x[rows], stats).mean())
+        return result
+
+    def _judge_size(self, c: Candidate) -> None:
+        ops = FORMATS[c.variant].quantizes
+        check = check_size(self.fp32, c.data, ops, c.kept_float)
+        c.extra["size_check"] = check.to_dict()
+        failure, note = judge_size(check, self.gates.int8_min_size_saving, ops)
+        if failure is not None:
+            c.failures.append(failure)
+        if note is not None:
+            c.notes.append(note)
+
+
+def validate_variants(candidates: list[Candidate], validator: Validator, inputs: Any) -> list[Candidate]:
+    """Validate every built variant; in auto mode a failed static int8 is settled by accuracy control and its
+    format's fallback (int8_control.settle_int8). `inputs`: the builders.BuildInputs they were built from."""
+    from .int8_control import settle_int8
+
+    return settle_int8([validator(c) for c in candidates], inputs, validator)

@@ -85,7 +85,8 @@ def test_bench_runner_on_a_tiny_model(tmp_path, mnist):
     import keras
 
     from edgecls.bench.runner import BenchConfig, Row, markdown, outcomes_to_json, plan_rows, run_bench
-    from edgecls.exporters.export import EvalData, ExportJob, run_export
+    from edgecls.exporters.export import ExportJob, run_export
+    from edgecls.exporters.validate import EvalData
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((28, 28, 1))

@@ -20,12 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecls.exporters.export import EvalData, ExportJob, run_export
+from edgecls.exporters.export import ExportJob, run_export
+from edgecls.exporters.validate import EvalData
 from edgecls.exporters.quantize import QuantOptions
-from edgecls.exporters.validate import Gates
+from edgecls.exporters.gates import Gates
 
 RELAXED = Gates(fp16_max_accuracy_drop=100, int8_max_accuracy_drop=100, unlabelled_min_agreement=0.0,
-                fp16_min_agreement=0.0, int8_min_agreement=0.0, int8_max_size_ratio=100.0)
+                fp16_min_agreement=0.0, int8_min_agreement=0.0, fp16_max_output_error=1.0,
+                int8_max_output_error=1.0, int8_min_size_saving=-100.0)
 ROWS: list[dict] = []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ import pytest
 from PIL import Image
 
 from edgecls.exporters.errors import ExportError, GateError
-from edgecls.exporters.export import EvalData, ExportJob, run_export
+from edgecls.exporters.export import ExportJob, run_export
+from edgecls.exporters.gates import Gates
 from edgecls.exporters.quantize import QuantOptions
-from edgecls.exporters.validate import Gates
+from edgecls.exporters.validate import EvalData
 from edgecls.runtime import InputSpec
 from edgecls.runtime.inference import run_batches
 from edgecls.runtime.metadata import ModelInfo
@@ -134,7 +136,7 @@ def test_a_graph_that_differs_from_keras_fails_the_gate(tmp_path, mnist, monkeyp
 
 
 def test_int8_gate_failure_keeps_fp32_only(tmp_path, mnist):
-    strict = Gates(int8_max_accuracy_drop=-100.0)  # impossible: int8 must be 100 points better than Keras
+    strict = Gates(int8_max_output_error=0.0)  # impossible: int8 must answer exactly like Keras
     with pytest.raises(GateError, match="int8") as err:
         run_export(_job(_small_model(), mnist, tmp_path, variants=("fp32", "int8"), gates=strict,
                         quant=QuantOptions(mode="auto")))
@@ -242,11 +244,15 @@ def test_cli_gate_failure_exits_nonzero(tmp_path, user_model):
     import sys
 
     proc = subprocess.run([sys.executable, "-m", "edgecls", "export", str(user_model / "digits.keras"),
-                           "--calib-data", str(user_model / "images"), "--int8", "--max-int8-drop", "-100",
+                           "--calib-data", str(user_model / "images"), "--int8", "--max-int8-error", "0",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "validation gate failed" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr  # errors: stderr
     assert (tmp_path / "digits.onnx").is_file() and not (tmp_path / "digits.int8.onnx").exists()
+    # the evidence: figure, limit and the images it was measured on (60 of the 120 calibrate, 60 validate)
+    assert re.search(r"int8-dynamic: output error [\d.e-]+ > 0 on 60 images", " ".join(proc.stderr.split()))
+    # the static attempts and the dynamic fallback ran onnxruntime's quantizer: its chatter stays off the terminal
+    assert "Please consider" not in proc.stderr + proc.stdout and "WARNING:root" not in proc.stderr
 
 
 def test_input_spec_roundtrip():

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecls.cli import app
-from edgecls.exporters.validate import Gates
+from edgecls.exporters.gates import Gates
 from edgecls.runtime.metadata import KEYS, PREFIX, ModelInfo
 from edgecls.runtime.session import create_session
 

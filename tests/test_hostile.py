@@ -346,7 +346,8 @@ def test_12_reexport_removes_variants_it_did_not_rebuild(tmp_path):
     import keras
     from keras import layers
 
-    from edgecls.exporters.export import EvalData, ExportJob, run_export
+    from edgecls.exporters.export import ExportJob, run_export
+    from edgecls.exporters.validate import EvalData
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((28, 28, 1))

@@ -163,14 +163,21 @@ def test_bare_onnx_quantize_validate_eval(tmp_path, mnist):
     assert info.variant.startswith("int8") and info.validation["reference"] == "fp32 ONNX"
     assert info.validation["samples"] == 200 and model.read_bytes() == before  # the input is never touched
 
-    proc = edgecls("validate", str(int8), "--data", str(evalf))
-    assert proc.returncode == 0 and "no Keras source" in proc.stderr, proc.stderr
+    proc = edgecls("validate", str(int8), "--data", str(evalf), "--json")  # against the fp32 file beside it
+    assert proc.returncode == 0 and "no Keras source: validated against the fp32 ONNX file" in proc.stderr, proc.stderr
+    checked = json.loads(proc.stdout)
+    assert checked["reference"] == "fp32 ONNX" and checked["validation"]["samples"] == 200 and checked["passed"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "orphan.int8.onnx").write_bytes(int8.read_bytes())  # no fp32 file, no Keras: checks and accuracy
+    proc = edgecls("validate", str(alone / "orphan.int8.onnx"), "--data", str(evalf))
+    assert proc.returncode == 0 and "checked the file and scored its accuracy" in proc.stderr, proc.stderr
     proc = edgecls("eval", str(int8), "--data", str(evalf), "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["num_samples"] == 200
 
     out = tmp_path / "strict.int8.onnx"  # a gate no int8 can meet: clear message, exit 1, nothing written
     proc = edgecls("quantize", str(model), "--calib-data", str(calib), "--eval-data", str(evalf), "--quant", "static",
-                   "--max-int8-drop", "-1", "--out", str(out))
+                   "--max-int8-error", "0", "--out", str(out))
     assert proc.returncode == 1 and "no int8 passed its gate" in proc.stderr and not out.exists()
     proc = edgecls("quantize", str(model), "--calib-data", str(calib), "--out", str(model))
     assert proc.returncode == 1 and "is the input model" in proc.stderr and model.read_bytes() == before

@@ -17,11 +17,13 @@ import numpy as np
 from . import config
 from .card import ModelCard
 from .data.plan import DataPlan, Images, declared_pipeline, plan_for_onnx
-from .errors import DataError, ModelNotFoundError
+from .errors import DataError
 from .exporters.errors import ExportError
-from .exporters.export import EvalData, ExportJob
+from .exporters.export import ExportJob, UnsureData
+from .exporters.gates import Gates
 from .exporters.quantize import QuantOptions, stratified_sample
-from .exporters.validate import Gates
+from .exporters.reference import Reference
+from .exporters.validate import EvalData
 from .keras_files import load_keras_model, sha256_file
 from .keras_source import resolve_source
 from .runtime.spec import InputSpec
@@ -105,11 +107,10 @@ def prepare_job(
         eval_data=data.evaluation, calib_pixels=None if data.calibration is None else data.calibration.x,
         dataset=card.dataset if card else (str(calib_data) if calib_data else ""),
         source_sha256=sha256_file(source.keras_path), variants=variants, quant=data.quant, gates=gates, opset=opset,
-        preprocess=tuple(pipeline.to_list()), unsure_pixels=data.unsure.x if data.unsure else None,
-        unsure_stats=data.unsure.stats if data.unsure else None,
-        unsure_description=data.unsure.description if data.unsure else "",
-        unsure_statistic=(card.unsure_statistic if card else None) or _zoo_attr(source.name, "unsure_statistic"),
-        head=head, image_size=image_size,
+        preprocess=tuple(pipeline.to_list()), head=head, image_size=image_size,
+        unsure=None if data.unsure is None else UnsureData(
+            data.unsure.x, data.unsure.description, data.unsure.stats,
+            (card.unsure_statistic if card else None) or _zoo_attr(source.name, "unsure_statistic")),
     )
     return job, notes + data.notes
 
@@ -197,22 +198,35 @@ def _zoo_attr(name: str, attr: str) -> Any:
     return getattr(spec, attr) if spec is not None else None
 
 
-def revalidation_inputs(onnx_path: Path, keras_path: Optional[Path], eval_data: Optional[Path],
-                        eval_limit: Optional[int], workspace: Optional[config.PathLike],
-                        data_dir: Optional[config.PathLike]) -> tuple[Any, EvalData]:
-    """The Keras model an exported file came from (checked by sha256) and the data to validate on."""
+def validation_reference(onnx_path: Path, keras_path: Optional[Path],
+                         workspace: Optional[config.PathLike]) -> Optional[Reference]:
+    """What an exported file is validated against: its Keras source (--keras, the model.keras beside it, else its
+    model name's; checked by sha256), else the fp32 .onnx exported with it; None when neither is at hand."""
+    from .exporters.reference import KerasReference, OnnxReference
     from .runtime.metadata import read_info
-    from .runtime.store import model_folder
+    from .runtime.store import locate, model_folder
 
     info = read_info(onnx_path)
     if keras_path is None:
         beside = onnx_path.parent / "model.keras"
         keras_path = beside if beside.is_file() else model_folder(info.name, workspace).keras_path
     keras_path = Path(keras_path)
-    if not keras_path.is_file():
-        raise ModelNotFoundError(f"{onnx_path}: its Keras source is not at {keras_path}; give --keras")
-    if info.source_sha256 and sha256_file(keras_path) != info.source_sha256:
-        raise ExportError(f"{onnx_path}: was exported from a different Keras model than {keras_path} "
-                          "(sha256 differs); re-export it or give the right --keras")
+    if keras_path.is_file():
+        if info.source_sha256 and sha256_file(keras_path) != info.source_sha256:
+            raise ExportError(f"{onnx_path}: was exported from a different Keras model than {keras_path} "
+                              "(sha256 differs); re-export it or give the right --keras")
+        return KerasReference(load_keras_model(keras_path), None, info.output)
+    fp32 = locate(onnx_path).folder.variant_path("fp32")
+    if info.variant != "fp32" and fp32.is_file() and read_info(fp32).source_sha256 == info.source_sha256:
+        return OnnxReference.from_file(fp32)
+    return None
+
+
+def validation_images(onnx_path: Path, eval_data: Optional[Path], eval_limit: Optional[int],
+                      workspace: Optional[config.PathLike], data_dir: Optional[config.PathLike]) -> EvalData:
+    """The labelled images to validate an exported file on: `eval_data`, else its model's held-out test split."""
+    from .runtime.metadata import read_info
+
+    info = read_info(onnx_path)
     test = plan_for_onnx(onnx_path, info, folder=eval_data, data_dir=data_dir, workspace=workspace).test(eval_limit)
-    return load_keras_model(keras_path), EvalData(test.x, test.y, test.description, test.stats)
+    return EvalData(test.x, test.y, test.description, test.stats)

@@ -23,7 +23,7 @@ from ...runtime.variant_policy import choose_variant
 from ...runtime.variants import VARIANTS
 from ..errors import ExportError
 from .operators import check_operators
-from .ort_format import FP32_MAX_DIFF, INT8_MAX_DIFF, convert_checked
+from .ort_format import convert_checked, tolerance
 from .runtime_files import FILES, NOTICE, VERSION, ensure_runtime
 
 PAGE_FILES = ("index.html", "app.js", "edgecls.js", "preprocess.js")
@@ -131,7 +131,7 @@ def build_web_bundle(model: Path, out_dir: Path, log: Callable[[str], None] = la
 def _ort_copy(model: Path, staging: Path, info: ModelInfo, log: Callable[[str], None]) -> str:
     """Convert to ORT format into the staging folder and check it computes what the .onnx does."""
     name = model.name[: -len(".onnx")] + VARIANTS["ort"].suffix
-    limit = FP32_MAX_DIFF if info.variant == "fp32" else INT8_MAX_DIFF
+    limit = tolerance(info.variant)
     check = convert_checked(model, staging / name, info.input_spec.shape, limit)
     log(f"{name}: max |diff| vs {model.name} {check['max_abs_diff']:.1e} on {check['samples']} inputs")
     return name

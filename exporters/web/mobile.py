@@ -18,7 +18,7 @@ from ..errors import ExportError
 from ...runtime.metadata import read_info
 from ...runtime.variants import VARIANTS
 from .bundle import model_json
-from .ort_format import FP32_MAX_DIFF, INT8_MAX_DIFF, convert_checked
+from .ort_format import convert_checked, tolerance
 from .operators import check_operators
 
 @dataclass
@@ -52,7 +52,7 @@ def export_mobile(models: list[Path], out_dir: Path, log: Callable[[str], None] 
         for onnx_path in models:
             info = read_info(onnx_path)
             ort_path = Path(tmp) / (onnx_path.name[: -len(".onnx")] + VARIANTS["ort"].suffix)
-            limit = FP32_MAX_DIFF if info.variant == "fp32" else INT8_MAX_DIFF
+            limit = tolerance(info.variant)
             check = convert_checked(onnx_path, ort_path, info.input_spec.shape, limit)
             log(f"{ort_path.name}: max |diff| vs {onnx_path.name} {check['max_abs_diff']:.1e} on "
                 f"{check['samples']} inputs")

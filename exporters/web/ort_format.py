@@ -18,6 +18,11 @@ INT8_MAX_DIFF = 2e-2  # int8: requantised fused kernels may round differently
 SAMPLES = 64
 
 
+def tolerance(variant: str) -> float:
+    """How far an ORT-format file may stray from the .onnx variant it came from."""
+    return FP32_MAX_DIFF if variant == "fp32" else INT8_MAX_DIFF
+
+
 def sample_inputs(shape: tuple[int, ...], n: int = SAMPLES, seed: int = 0) -> np.ndarray:
     """Seeded pixel batches (0-255) with structure: smooth blobs, edges and noise, not only flat noise."""
     rng = np.random.default_rng(seed)

@@ -1,16 +1,14 @@
-"""What `edgecls export --web/--mobile` does after (or instead of) the ONNX export: package the written
-.onnx files. Works from files on disk only, so it does not depend on how the export itself ran."""
+"""What `edgecls export --web/--mobile` does after (or instead of) the ONNX export: run the package rows of the
+format table (`formats.FORMATS`: ort, web) on the written .onnx files. Works from files on disk only, so it
+does not depend on how the export itself ran."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 from ...runtime.errors import EdgeclsError
-from ...runtime.store import locate
-from .bundle import build_web_bundle, pick_variant
-from .mobile import export_mobile
 
 
 def exported_model(target: str, workspace: Optional[Union[str, os.PathLike]] = None,
@@ -30,16 +28,11 @@ def exported_model(target: str, workspace: Optional[Union[str, os.PathLike]] = N
         return None
 
 
-def package(fp32_model: Path, web_dir: Optional[Path], web_variant: str, mobile_dir: Optional[Path],
-            log: Callable[[str], None] = lambda m: None, web_format: str = "ort") -> dict:
-    """Write the web bundle and/or the mobile files for an exported model; returns their summaries."""
-    fp32_model = Path(fp32_model)
-    done: dict = {}
-    if web_dir is not None:
-        done["web"] = build_web_bundle(pick_variant(fp32_model, web_variant), web_dir, log=log,
-                                       model_format=web_format).summary()
-    if mobile_dir is not None:
-        folder = locate(fp32_model).folder
-        models = [p for v, p in folder.variants().items() if v in ("fp32", "int8")]
-        done["mobile"] = export_mobile(models, mobile_dir, log=log).summary()
-    return done
+def package(fp32_model: Path, requests: dict) -> dict[str, dict]:
+    """{format name: its summary} for each asked package format ({name: formats.PackageOptions})."""
+    from ..formats import FORMATS, PACKAGE_FORMATS
+
+    unknown = [name for name in requests if name not in PACKAGE_FORMATS]
+    if unknown:
+        raise EdgeclsError(f"unknown package format(s) {unknown}; choose from {', '.join(PACKAGE_FORMATS)}")
+    return {name: FORMATS[name].builder(Path(fp32_model), options) for name, options in requests.items()}

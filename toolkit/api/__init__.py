@@ -6,12 +6,18 @@ other apps. The commands only parse their flags, call these, print the results a
     api.evaluate("mnist").accuracy                                 # Evaluation
     api.tune("mnist").rows()                                       # TuneReport: what this machine runs, and why
     api.load_server(["mnist"]).run()                               # Server: variants chosen, engines tuned
+    api.export("mnist", int8=True, fp16=True).written              # ExportResult: report, files, failure
+    api.quantize("model.onnx", calib_data="photos/").passed        # QuantizeResult
+    api.validate("mnist.int8.onnx").row                            # ValidationResult: figures, failures, notes
 
-Export, quantize and validate: edgecls.api.export (the exporters' functions, same conventions).
+A gate failure is a result (`passed` False, `failure` says which gate, by how much, on how many images), not an
+exception. Heavy libraries (TensorFlow, onnxruntime) load only inside the calls that need them.
 """
 
 from .bench import BenchResult, bench
 from .evaluate import Evaluation, Evaluations, evaluate, evaluate_all
+from .export import (ExportResult, ExportRow, QuantizeResult, ValidationResult, export, exports, package, quantize,
+                     validate)
 from .infer import InferResult, infer
 from .infer_ray import RayInferResult, infer_ray
 from .models import list_models
@@ -19,6 +25,7 @@ from .serve import Server, load_server, serve
 from .train import TrainResult, train
 from .tune import TuneReport, tune
 
-__all__ = ["BenchResult", "Evaluation", "Evaluations", "InferResult", "RayInferResult", "Server", "TrainResult",
-           "TuneReport", "bench", "evaluate", "evaluate_all", "infer", "infer_ray", "list_models", "load_server",
-           "serve", "train", "tune"]
+__all__ = ["BenchResult", "Evaluation", "Evaluations", "ExportResult", "ExportRow", "InferResult", "QuantizeResult",
+           "RayInferResult", "Server", "TrainResult", "TuneReport", "ValidationResult", "bench", "evaluate",
+           "evaluate_all", "export", "exports", "infer", "infer_ray", "list_models", "load_server", "package",
+           "quantize", "serve", "train", "tune", "validate"]
