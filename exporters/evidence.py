@@ -1,16 +1,20 @@
 """Per-layer evidence for static int8, for the export report and `edgecls report`: when int8 is refused or
-layers stay in float, which layers quantize badly (SQNR from onnxruntime's qdq_loss_debug, worst first), which
-were kept in float and why, and what keeping them cost against an all-int8 build, in bytes and in speed.
+layers stay in float, which layers quantize badly (the SQNR of each layer's quantized output,
+`int8_control.activation_sqnr`, worst first), which were kept in float and why, and what keeping them cost
+against an all-int8 build, in bytes and in speed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
+from pathlib import Path
 from typing import Any, Optional
 
 from .builders import BuildInputs, Candidate, build_static_int8
 from .int8_control import rank_sensitive_nodes
+from .quantize import prepare_float_graph
 from .speed import cost_of
 
 LISTED_LAYERS = 20  # the noisiest layers the report lists
@@ -49,7 +53,8 @@ def kept_float_layers(fp32: bytes, kept_float: tuple[str, ...], control: tuple[s
 def _layers(fp32: bytes, int8: bytes, inputs: BuildInputs) -> list[dict[str, Any]]:
     import onnx
 
-    graph = onnx.load_from_string(fp32).graph
+    with tempfile.TemporaryDirectory(prefix="edgecls-evidence-") as tmp:  # the graph the names refer to
+        graph = onnx.load(str(prepare_float_graph(fp32, Path(tmp), inputs.quant.float_stem))).graph
     by_name = {n.name: n for n in graph.node}
     ranked = rank_sensitive_nodes(fp32, int8, inputs.calibration, inputs.spec, inputs.quant.float_stem)
     return [{"nodes": unit, "op": by_name[unit[0]].op_type if unit[0] in by_name else "",

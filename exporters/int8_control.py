@@ -2,8 +2,8 @@
 
 1. try the other calibration methods (percentile, entropy) and keep the best;
 2. rank the compute nodes (Conv/MatMul/Gemm with the activation that follows) by sensitivity: the
-   signal-to-quantization-noise ratio of the unit's output before vs after its QuantizeLinear/
-   DequantizeLinear pair (onnxruntime.quantization.qdq_loss_debug), on a few calibration images;
+   signal-to-quantization-noise ratio of the unit's float output through its QuantizeLinear/DequantizeLinear
+   pair (activations collected with onnxruntime.quantization.qdq_loss_debug), on a few calibration images;
 3. keep the worst in float, a growing number at a time, re-quantizing and re-validating until the gates hold.
 
 What stayed float, and what each attempt scored, is reported; the export's size gate and the fp32-vs-int8
@@ -37,35 +37,58 @@ COMPUTE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 FOLLOWERS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "BatchNormalization")
 
 
+def _sqnr_db(signal: np.ndarray, noisy: np.ndarray) -> float:
+    noise = float(np.linalg.norm(signal - noisy))
+    return float("inf") if noise == 0 else 20 * np.log10(max(float(np.linalg.norm(signal)), 1e-30) / noise)
+
+
+def activation_sqnr(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: InputSpec,
+                    float_stem: bool = True) -> dict[str, float]:
+    """SQNR (dB) of every activation the int8 graph quantizes: the float graph's activation on a few images
+    against the same values through that tensor's QuantizeLinear/DequantizeLinear (the int8 graph's scale and
+    zero point). Local to each layer: upstream errors do not add up. (qdq_loss_debug's own qdq_err compares the
+    tensor before and after the pair inside the int8 graph, where the quantizer has removed a Conv's Relu into
+    the uint8 range: every ReLU layer would read as noise.)"""
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization.qdq_loss_debug import collect_activations, modify_model_output_intermediate_tensors
+
+    graph = onnx.load_from_string(int8).graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    params = {n.input[0]: (consts[n.input[1]], consts[n.input[2]]) for n in graph.node
+              if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[1] in consts and n.input[2] in consts
+              and consts[n.input[1]].size == 1}
+    probe = pixels[:PROBE_IMAGES]
+    with tempfile.TemporaryDirectory(prefix="edgecls-sensitivity-") as tmp:
+        augmented = Path(tmp, "augmented.onnx")
+        with library_chatter(), contextlib.chdir(tmp):
+            modify_model_output_intermediate_tensors(str(prepare_float_graph(fp32, Path(tmp), float_stem)),
+                                                     str(augmented))
+            activations = collect_activations(str(augmented), _reader(probe, spec, batch_size=len(probe)))
+    out = {}
+    for name, (scale, zero) in params.items():
+        if name in activations:
+            x = np.concatenate(activations[name]).astype(np.float64).ravel()
+            limits = np.iinfo(zero.dtype)
+            q = np.clip(np.round(x / float(scale)) + int(zero), limits.min, limits.max)
+            out[name] = _sqnr_db(x, (q - int(zero)) * float(scale))
+    return out
+
+
 def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: InputSpec,
                          float_stem: bool = True) -> list[tuple[list[str], float]]:
     """Compute nodes (Conv/MatMul/Gemm, with the activation that follows them, kept together so a float unit
-    does not leave a pre-activation tensor to quantize) and the SQNR in dB of the unit's output after its
-    quantize/dequantize pair, noisiest first. Names refer to the float graph int8 was quantized from
-    (`quantize.prepare_float_graph`); units kept in float have no pair and are not listed."""
+    does not leave a pre-activation tensor to quantize) and the SQNR in dB of the unit's quantized output
+    (`activation_sqnr`), noisiest first. Names refer to the float graph int8 was quantized from
+    (`quantize.prepare_float_graph`); units kept in float have no quantized output and are not listed."""
     import onnx
-    from onnxruntime.quantization.qdq_loss_debug import (
-        collect_activations, compute_activation_error, create_activation_matching,
-        modify_model_output_intermediate_tensors)
 
-    probe = pixels[:PROBE_IMAGES]
+    from .optimize import graph_maps
+
+    errors = activation_sqnr(fp32, int8, pixels, spec, float_stem)
     with tempfile.TemporaryDirectory(prefix="edgecls-sensitivity-") as tmp:
-        pre, q = prepare_float_graph(fp32, Path(tmp), float_stem), Path(tmp, "int8.onnx")
-        q.write_bytes(int8)
-        f_aug, q_aug = Path(tmp, "f_aug.onnx"), Path(tmp, "q_aug.onnx")
-        with library_chatter(), contextlib.chdir(tmp):
-            modify_model_output_intermediate_tensors(str(pre), str(f_aug))
-            modify_model_output_intermediate_tensors(str(q), str(q_aug))
-            float_acts = collect_activations(str(f_aug), _reader(probe, spec, batch_size=len(probe)))
-            qdq_acts = collect_activations(str(q_aug), _reader(probe, spec, batch_size=len(probe)))
-        matched = {k: m for k, m in create_activation_matching(qdq_acts, float_acts).items()
-                   if "float" in m and "pre_qdq" in m and "post_qdq" in m}  # tensors both graphs have
-        errors = compute_activation_error(matched)
-        graph = onnx.load(str(pre)).graph
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+        graph = onnx.load(str(prepare_float_graph(fp32, Path(tmp), float_stem))).graph
+    _, consumers, _, _ = graph_maps(graph)
     ranked = []
     for node in graph.node:
         if node.op_type not in COMPUTE_OPS:
@@ -75,9 +98,8 @@ def rank_sensitive_nodes(fp32: bytes, int8: bytes, pixels: np.ndarray, spec: Inp
             follower = consumers[tensor][0]
             unit.append(follower.name)
             tensor = follower.output[0]
-        err = errors.get(tensor, {}).get("qdq_err")
-        if err is not None and np.isfinite(err):
-            ranked.append((unit, float(err)))
+        if tensor in errors:
+            ranked.append((unit, errors[tensor]))
     ranked.sort(key=lambda item: item[1])
     return ranked
 

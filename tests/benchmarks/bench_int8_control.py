@@ -24,14 +24,14 @@ def run(name: str, mode: str, budget: float, eval_limit: int, data_dir: str) -> 
     from edgecls.exporters.errors import GateError
     from edgecls.exporters.export import run_export
     from edgecls.exporters.quantize import QuantOptions
-    from edgecls.exporters.validate import Gates
+    from edgecls.exporters.gates import Gates
     from edgecls.exporting import prepare_job
 
     with tempfile.TemporaryDirectory(prefix="edgecls-bench-int8-") as out:
         job, _ = prepare_job(name, variants=("fp32", "int8"), data_dir=data_dir, out_dir=Path(out),
                              eval_limit=eval_limit, quant=QuantOptions(mode=mode, calib_size=512),
                              gates=Gates(int8_max_accuracy_drop=budget))
-        job = dataclasses.replace(job, unsure_pixels=None)  # not what is measured here
+        job = dataclasses.replace(job, unsure=None)  # not what is measured here
         try:
             report = run_export(job)
         except GateError as exc:
