@@ -321,3 +321,33 @@ def test_revalidate_applies_the_gates_it_is_given(exported, model, pixels, label
     assert revalidate(exported / "tiny.onnx", model, data)["passed"]
     strict = revalidate(exported / "tiny.onnx", model, data, Gates(fp32_max_abs_diff=0.0))
     assert not strict["passed"] and strict["failures"][0].startswith("max abs diff")
+
+
+# --- per-layer int8 evidence in the export report and on the report page -------------------------------------
+
+def test_the_report_lists_layers_kept_in_float_and_what_they_cost(tmp_path, model, pixels, labels):
+    from edgecls.report.int8_layers import int8_section
+
+    report = run_export(job(model, pixels, labels, tmp_path, variants=("fp32", "int8"),
+                            gates=Gates(int8_max_accuracy_drop=50.0)))
+    evidence = report["variants"][1]["int8_layers"]
+    assert not evidence["refused"] and evidence["kept_float_weights"] == 16 * 16 * 3  # the one-channel stem conv
+    stem = [k for k in evidence["kept_float"] if k["weights"]]
+    assert [(k["op"], k["weights"]) for k in stem] == [("Conv", 768)] and stem[0]["why"].startswith("one-channel")
+    assert [layer["op"] for layer in evidence["layers"]] == ["MatMul"] and evidence["layers"][0]["sqnr_db"] > 20
+    cost = evidence["kept_float_cost"]
+    assert cost["size_bytes"] < 0  # a padded, quantized stem is larger here: 4 input channels of int8 weights
+    assert cost["latency_ms"] == pytest.approx(cost["speeds"]["kept"]["latency_ms"] -
+                                               cost["speeds"]["alternative"]["latency_ms"])
+    page = int8_section(evidence)
+    assert stem[0]["node"] in page and "Keeping them in float: " in page and "SQNR (dB)" in page
+
+
+def test_a_refused_int8_lists_its_layers_by_quantization_error(tmp_path, model, pixels, labels, monkeypatch):
+    break_static_int8(monkeypatch)
+    with pytest.raises(GateError) as err:
+        run_export(job(model, pixels, labels, tmp_path, variants=("fp32", "int8"), quant=QuantOptions(mode="static"),
+                       measure_speed=False))
+    evidence = err.value.report["variants"][1]["int8_layers"]
+    assert evidence["refused"] and evidence["layers"][0]["op"] == "MatMul"
+    assert "latency_ms" not in evidence["kept_float_cost"]  # not timed when the export measures no speed

@@ -73,7 +73,9 @@ def _gate_cell(r: dict[str, Any]):
 
 
 def _print_layers(r: dict[str, Any]) -> None:
-    """The per-layer int8 evidence in three lines (the export report and `edgecls report` list it all)."""
+    """The per-layer int8 evidence in two lines (the export report and `edgecls report` list it all)."""
+    from ..report.int8_layers import cost_sentence
+
     evidence = r.get("int8_layers")
     if not evidence:
         return
@@ -81,12 +83,9 @@ def _print_layers(r: dict[str, Any]) -> None:
     if worst:
         say((f"{r['variant']} layers: ", "dim"), f"noisiest in int8 (SQNR): {worst}")
     kept = [k for k in evidence["kept_float"] if k["weights"]]
-    cost = evidence.get("kept_float_cost")
-    if kept and cost:
-        speed = (f", batch-1 latency {cost['latency_ms'] * 1e3:+.0f} us" if "latency_ms" in cost else "")
-        say((f"{r['variant']} layers: ", "dim"), f"kept float: {', '.join(k['node'] for k in kept)} "
-            f"({sum(k['weights'] for k in kept):,} weights): {cost['size_bytes'] / 1024:+.1f} KiB{speed} "
-            "against all-int8")
+    if kept and evidence.get("kept_float_cost"):
+        say((f"{r['variant']} layers: ", "dim"), f"kept in float: {', '.join(k['node'] for k in kept)} "
+            f"({sum(k['weights'] for k in kept):,} weights). {cost_sentence(evidence['kept_float_cost'])}")
 
 
 @app.command()

@@ -13,7 +13,7 @@ from .. import config
 from ..keras_files import load_keras_model
 from ..errors import ModelNotFoundError
 from ..runtime.atomic import write_bytes_atomic
-from . import data, figures, page
+from . import data, figures, int8_layers, page
 
 
 def _latest_bench(directory: Path) -> Optional[dict[str, Any]]:
@@ -72,11 +72,13 @@ def build_report(name: str, workspace: Optional[config.PathLike] = None,
     fig_dir = out_dir / "figures"
     for key, png in pngs.items():
         write_bytes_atomic(fig_dir / f"{key}.png", png)
-    write_bytes_atomic(out_dir / "report.html", _html(card, reports, pngs, shown, bench, len(test)).encode())
+    evidence = int8_layers.read_evidence((out_dir, folder_read.directory), card.name)
+    page_html = _html(card, reports, pngs, shown, bench, len(test), evidence)
+    write_bytes_atomic(out_dir / "report.html", page_html.encode())
     return out_dir / "report.html"
 
 
-def _html(card, reports, pngs, shown, bench, n_test) -> str:
+def _html(card, reports, pngs, shown, bench, n_test, evidence=None) -> str:
     rows = [[k, f"{r['accuracy'] * 100:.2f}%", f"{r['macro_avg']['f1']:.3f}"] for k, r in reports.items()]
     sections = [
         ("Summary", page.table(["model", "test accuracy", "macro F1"], rows) +
@@ -97,6 +99,8 @@ def _html(card, reports, pngs, shown, bench, n_test) -> str:
                      page.figure(pngs["predictions"], "sample predictions")))
     if "worst_mistakes" in pngs:
         sections.append((f"Most confident mistakes ({shown})", page.figure(pngs["worst_mistakes"], "worst mistakes")))
+    if evidence:
+        sections.append(("int8 layers", int8_layers.int8_section(evidence)))
     if "benchmark" in pngs:
         sections.append(("Speed", page.figure(pngs["benchmark"], "benchmark") +
                          f"<p class=\"note\">{bench['machine']}; measured {bench['created']}.</p>"))
