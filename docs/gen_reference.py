@@ -155,6 +155,28 @@ def gates_page() -> str:
         table(["gate", "default"], rows), ""])
 
 
+def formats_page() -> str:
+    from edgecls.exporters.formats import FORMATS
+
+    stages = {"variant": "built from fp32, validated against the reference",
+              "package": "made from the written files, checked against them"}
+    def file(f) -> str:
+        folder = f"{f.variant.folder}/" if f.variant.folder else ""
+        return folder + (f"NAME{f.variant.suffix}" if f.variant.suffix else "")
+
+    rows = [[code(f.name), code(file(f)), stages[f.stage], f.gate if f.stage == "variant" else "its .onnx", ", ".join(f.devices),
+             ", ".join(code("--" + o.replace("_", "-")) for o in f.options) or "-", md_text(f.summary)]
+            for f in FORMATS.values()]
+    return "\n".join([
+        "# Export formats", "",
+        "Every output `edgecls export` can make, read from the format table `edgecls.exporters.formats.FORMATS` when "
+        "this page is built: the file it takes, how it is made and checked, the [gates](gates.md) that judge it, "
+        "where it is worth running, and the options it reads. `--int8` asks for `int8` (static; with `--quant auto` "
+        "`int8-dynamic` takes its place when static int8 fails its gates, `--quant dynamic` asks for it directly), "
+        "`--fp16` for `fp16`, `--mobile` for `ort` and `--web` for `web`.", "",
+        table(["format", "file", "made", "gate", "runs on", "options", "what it is"], rows), ""])
+
+
 def exit_codes_page() -> str:
     from edgecls.cli import exit_codes
 
@@ -227,6 +249,7 @@ def all_pages() -> dict[str, str]:
         "reference/metadata.md": metadata_page(),
         "reference/transforms.md": transforms_page(),
         "reference/gates.md": gates_page(),
+        "reference/formats.md": formats_page(),
         "reference/exit-codes.md": exit_codes_page(),
         "reference/zoo.md": zoo_page(),
     })

@@ -24,8 +24,8 @@ from .errors import ExportError
 from .gates import GateFailure
 from .quantize import DYNAMIC_OPS, STATIC_OPS
 
-INT8_OPTIONS = ("quant", "calib_data", "calib_size", "calib_method", "max_int8_drop", "min_int8_agreement",
-                "max_int8_error")
+INT8_GATE_OPTIONS = ("quant", "max_int8_drop", "min_int8_agreement", "max_int8_error")
+CALIBRATION_OPTIONS = ("calib_data", "calib_size", "calib_method")
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,9 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("fp32", "variant", "fp32", build_fp32, ("opset", "image_size", "head", "max_diff", "min_agreement"),
            ("cpu", "cuda")),
     Format("fp16", "variant", "fp16", build_fp16, (), ("cuda",)),
-    Format("int8", "variant", "int8", build_static_int8, INT8_OPTIONS, ("cpu", "cuda"), STATIC_OPS,
-           fallback="int8-dynamic"),
-    Format("int8-dynamic", "variant", "int8", build_dynamic_int8, INT8_OPTIONS, ("cpu",), DYNAMIC_OPS),
+    Format("int8", "variant", "int8", build_static_int8, INT8_GATE_OPTIONS + CALIBRATION_OPTIONS, ("cpu", "cuda"),
+           STATIC_OPS, fallback="int8-dynamic"),
+    Format("int8-dynamic", "variant", "int8", build_dynamic_int8, INT8_GATE_OPTIONS, ("cpu",), DYNAMIC_OPS),
     Format("ort", "package", "source", _package_ort, ("mobile_dir",), ("cpu",)),
     Format("web", "package", "source", _package_web, ("web_dir", "web_variant", "web_format"), ("cpu",)),
 )}

@@ -259,3 +259,15 @@ def test_input_spec_roundtrip():
     spec = InputSpec(48, 48, 1, layout="NCHW")
     info = ModelInfo(name="m", variant="fp32", labels=("a", "b"), input_spec=spec)
     assert ModelInfo.from_metadata(info.to_metadata()) == info
+
+
+def test_an_int8_option_without_int8_is_an_error_not_ignored(user_model):
+    from typer.testing import CliRunner
+
+    from edgecls.cli import app
+
+    result = CliRunner().invoke(app, ["export", str(user_model / "digits.keras"), "--calib-data",
+                                      str(user_model / "images"), "--calib-method", "entropy"])
+    assert result.exit_code == 1 and isinstance(result.exception, ExportError)  # main() prints it as one line
+    assert str(result.exception).startswith("--calib-method is read by int8 only, and this export makes fp32 (add "
+                                            "--int8")

@@ -223,6 +223,12 @@ def test_reference_pages_list_what_the_code_defines():
     assert [int(row["code"].strip("`")) for row in codes] == sorted(exit_codes.DESCRIPTIONS)
     gates = {row["gate"].strip("`") for row in table_rows(reference_docs.gates_page(), "gate")}
     assert gates == set(Gates().to_dict())
+    from edgecls.exporters.formats import FORMATS
+
+    formats = table_rows(reference_docs.formats_page(), "format")
+    assert [row["format"].strip("`") for row in formats] == list(FORMATS)
+    assert [row["file"].strip("`") for row in formats] == ["NAME.onnx", "NAME.fp16.onnx", "NAME.int8.onnx",
+                                                           "NAME.int8.onnx", "mobile/NAME.ort", "web/"]
 
 
 def test_cli_reference_has_a_page_for_every_command_and_option():

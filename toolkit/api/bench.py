@@ -103,7 +103,9 @@ def _keras_plan(source, folder, data_dir):
 def _keras_source(source, plan, limit, devices):
     """A resolved model name or .keras file: its Keras model, its exported variants, and its own test split (or
     --data), through its declared preprocessing; results are written to the workspace."""
-    onnx_files = {v: p for v, p in source.variant_files().items() if p.is_file() and (v != "fp16" or "cuda" in devices)}
+    from ..exporters.formats import runs_on
+
+    onnx_files = {v: p for v, p in source.variant_files().items() if p.is_file() and runs_on(v, devices)}
     if plan is not None:
         test = plan.test(limit)
         x, y, dataset = test.x, test.y, test.description
@@ -129,7 +131,9 @@ def _bare_onnx(path: Path, folder, limit, data_dir, workspace):
     info = read_info(path)
     test = plan_for_onnx(path, info, folder=folder, data_dir=data_dir, workspace=workspace).test(limit)
     name = info.name or path.stem.split(".")[0]
-    variant = info.variant if info.variant in ("fp32", "int8", "fp16", "int8-dynamic") else "fp32"
+    from ..exporters.formats import VARIANT_FORMATS
+
+    variant = info.variant if info.variant in VARIANT_FORMATS else "fp32"
     return None, name, {variant: path}, test.x, test.y, test.description, workspace_folder(name, workspace).directory
 
 

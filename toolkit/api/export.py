@@ -63,7 +63,8 @@ def _check_options(formats: tuple[str, ...], quant: QuantOptions) -> None:
     for option in given:
         users = accepting(option)
         if not set(users) & set(formats):
-            raise ExportError(f"--{option.replace('_', '-')} applies to {' / '.join(users)} only; add --int8")
+            raise ExportError(f"--{option.replace('_', '-')} is read by {' / '.join(users)} only, and this export makes "
+                              f"{', '.join(formats)} (add --int8, or --quant static|auto)")
 
 
 def export(target: str, *, int8: bool = False, fp16: bool = False, quant: QuantOptions = QuantOptions(),
