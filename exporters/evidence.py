@@ -20,14 +20,9 @@ from .speed import cost_of
 LISTED_LAYERS = 20  # the noisiest layers the report lists
 
 
-def _weights(graph, node) -> int:
-    inits = {t.name: t for t in graph.initializer}
-    count = 0
-    for name in node.input[1:2]:
-        if name in inits:
-            dims = inits[name].dims
-            count += math.prod(int(d) for d in dims)
-    return count
+def _weights(inits: dict, node) -> int:
+    """Elements of a node's weight input (its second input, when constant)."""
+    return sum(math.prod(int(d) for d in inits[name].dims) for name in node.input[1:2] if name in inits)
 
 
 def _why(node, control: set[str]) -> str:
@@ -45,8 +40,8 @@ def kept_float_layers(fp32: bytes, kept_float: tuple[str, ...], control: tuple[s
     import onnx
 
     graph = onnx.load_from_string(fp32).graph
-    by_name = {n.name: n for n in graph.node}
-    return [{"node": name, "op": by_name[name].op_type, "weights": _weights(graph, by_name[name]),
+    by_name, inits = {n.name: n for n in graph.node}, {t.name: t for t in graph.initializer}
+    return [{"node": name, "op": by_name[name].op_type, "weights": _weights(inits, by_name[name]),
              "why": _why(by_name[name], set(control))} for name in kept_float if name in by_name]
 
 
@@ -55,15 +50,17 @@ def _layers(fp32: bytes, int8: bytes, inputs: BuildInputs) -> list[dict[str, Any
 
     with tempfile.TemporaryDirectory(prefix="edgecls-evidence-") as tmp:  # the graph the names refer to
         graph = onnx.load(str(prepare_float_graph(fp32, Path(tmp), inputs.quant.float_stem))).graph
-    by_name = {n.name: n for n in graph.node}
+    by_name, inits = {n.name: n for n in graph.node}, {t.name: t for t in graph.initializer}
     ranked = rank_sensitive_nodes(fp32, int8, inputs.calibration, inputs.spec, inputs.quant.float_stem)
     return [{"nodes": unit, "op": by_name[unit[0]].op_type if unit[0] in by_name else "",
-             "weights": _weights(graph, by_name[unit[0]]) if unit[0] in by_name else 0, "sqnr_db": round(sqnr, 2)}
+             "weights": _weights(inits, by_name[unit[0]]) if unit[0] in by_name else 0, "sqnr_db": round(sqnr, 2)}
             for unit, sqnr in ranked[:LISTED_LAYERS]]
 
 
-def int8_evidence(candidates: list[Candidate], inputs: BuildInputs, timed: bool) -> Optional[dict[str, Any]]:
-    """The evidence, or None when static int8 shipped with no weighted layer in float (nothing to explain)."""
+def int8_evidence(candidates: list[Candidate], inputs: BuildInputs,
+                  timed: bool) -> Optional[tuple[Candidate, dict[str, Any]]]:
+    """(the static int8 candidate it explains: the one that ships, else the last attempt; the evidence), or None
+    when static int8 shipped with no weighted layer in float (nothing to explain)."""
     static = [c for c in candidates if c.variant == "int8" and c.data is not None]
     if not static or inputs.calibration is None:
         return None
@@ -81,4 +78,4 @@ def int8_evidence(candidates: list[Candidate], inputs: BuildInputs, timed: bool)
         evidence["kept_float_cost"] = {"against": "the same int8 with every weighted layer in int8",
                                        **cost_of(final.data, alternative.data, inputs.spec,
                                                  inputs.calibration if timed else None)}
-    return evidence
+    return final, evidence

@@ -169,12 +169,13 @@ def _measure(job: ExportJob, candidates: list[Candidate], inputs: BuildInputs, o
     if not candidates[0].passed:
         return None
     try:
-        evidence = int8_evidence(candidates, inputs, job.measure_speed)
+        explained = int8_evidence(candidates, inputs, job.measure_speed)
     except Exception as exc:  # noqa: BLE001 - report-only figures never stop an export
         on_log(f"int8 layer evidence unavailable: {type(exc).__name__}: {_first_line(exc)}")
-        evidence = None
-    if evidence is not None:
-        next(c for c in candidates if c.variant == "int8" and c.data is not None).extra["int8_layers"] = evidence
+        explained = None
+    if explained is not None:
+        candidate, evidence = explained
+        candidate.extra["int8_layers"] = evidence
     int8 = next((c for c in candidates if c.gate == "int8" and c.ships), None)
     if int8 is None or not job.measure_speed:
         return None

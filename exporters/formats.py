@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ..runtime.errors import EdgeclsError
 from ..runtime.variants import VARIANTS, Variant
@@ -81,7 +81,7 @@ PACKAGE_FORMATS = tuple(name for name, f in FORMATS.items() if f.stage == "packa
 
 @dataclass(frozen=True)
 class PackageOptions:
-    folder: Path  # where the package goes
+    folder: Optional[Path] = None  # where the package goes (None: the model folder's mobile/ or web/)
     web_variant: str = "auto"
     web_format: str = "ort"
     log: Callable[[str], None] = lambda message: None

@@ -19,7 +19,7 @@ from ..runtime.inference import run_batches
 from ..runtime.session import create_session
 from ..runtime.spec import InputSpec
 from ..runtime.unsure import UnsureRule
-from .builders import Candidate
+from .builders import BuildInputs, Candidate
 from .formats import FORMATS
 from .gates import ERROR_QUANTILE, GateFailure, Gates, compare, judge
 from .reference import Reference
@@ -123,9 +123,9 @@ class Validator:
             c.notes.append(note)
 
 
-def validate_variants(candidates: list[Candidate], validator: Validator, inputs: Any) -> list[Candidate]:
+def validate_variants(candidates: list[Candidate], validator: Validator, inputs: BuildInputs) -> list[Candidate]:
     """Validate every built variant; in auto mode a failed static int8 is settled by accuracy control and its
-    format's fallback (int8_control.settle_int8). `inputs`: the builders.BuildInputs they were built from."""
+    format's fallback (int8_control.settle_int8). `inputs`: what they were built from."""
     from .int8_control import settle_int8
 
     return settle_int8([validator(c) for c in candidates], inputs, validator)

@@ -87,8 +87,11 @@ def export(target: str, *, int8: bool = False, fp16: bool = False, quant: QuantO
 
         existing = exported_model(target, workspace, out)
         if existing is not None:
-            return ExportResult(existing.name.split(".")[0], existing.parent, None,
-                                packages=_package(existing, packages, workspace), reused=existing)
+            from ..runtime.variants import split_name
+
+            name = (split_name(existing.name) or (existing.stem, "fp32"))[0]
+            return ExportResult(name, existing.parent, None, packages=_package(existing, packages, workspace),
+                                reused=existing)
     variants = ("fp32",) + (("int8",) if int8 else ()) + (("fp16",) if fp16 else ())
     job, notes = prepare_job(target, variants=variants, workspace=workspace, out_dir=out, quant=quant, gates=gates,
                              **data)
