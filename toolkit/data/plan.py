@@ -96,24 +96,32 @@ class DataPlan:
         return self._ready(split, f"{what} ({len(split)} images)")
 
     def calibration(self, size: int, seed: int = config.DEFAULT_SEED) -> Images:
-        """A stratified sample of `size` training images (DataError when the training data is not there)."""
+        """A stratified sample of `size` of the images training fitted on, never one it held out (DataError when
+        the training data is not there)."""
         from ..exporters.quantize import stratified_sample
 
-        train = self._recorded.train
+        train = self._training_parts[0]
         sample = train.take(stratified_sample(train.y, len(train), size, seed))
         return self._ready(sample, f"{self._described} training images ({len(sample)}, stratified)")
 
     def heldout(self) -> Images:
         """The images training held out for model selection: never trained on, never scored."""
+        split = self._training_parts[1]
+        if split is None:
+            raise self._no_card()
+        return self._ready(split, f"{self._described} held-out validation images ({len(split)})")
+
+    @cached_property
+    def _training_parts(self) -> tuple[Split, Optional[Split]]:
+        """(the images training fitted on, the ones it held out for model selection), as the card says training
+        split them; without a card, the whole training split and None."""
         dataset = self._recorded
         if dataset.val is not None:
-            split = dataset.val
-        else:
-            card = self._card()
-            fraction = card.val_fraction or 0.1
-            _, hold = stratified_holdout(dataset.train.y, fraction, card.seed)
-            split = dataset.train.take(hold)
-        return self._ready(split, f"{self._described} held-out validation images ({len(split)})")
+            return dataset.train, dataset.val
+        if self.card is None:
+            return dataset.train, None
+        keep, hold = stratified_holdout(dataset.train.y, self.card.val_fraction or 0.1, self.card.seed)
+        return dataset.train.take(keep), dataset.train.take(hold)
 
     def _ready(self, split: Split, description: str) -> Images:
         """Raw pixels through the declared pipeline (a split read through it already keeps its own stats)."""
@@ -124,9 +132,13 @@ class DataPlan:
 
     def _card(self) -> ModelCard:
         if self.card is None:
-            raise DataError("no model card says which data this model was trained on; give --data folder/ "
-                            "(one sub-folder per class)")
+            raise self._no_card()
         return self.card
+
+    @staticmethod
+    def _no_card() -> DataError:
+        return DataError("no model card says which data this model was trained on; give --data folder/ "
+                         "(one sub-folder per class)")
 
     @property
     def _described(self) -> str:
