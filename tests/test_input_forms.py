@@ -6,7 +6,6 @@ through the stream that `edgecls infer` runs (files decoded in worker processes,
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -140,8 +139,6 @@ def test_bytes_of_a_jpeg_with_exif_orientation_are_turned_upright_like_the_file(
     exif[0x0112] = 6  # stored rotated 90 degrees clockwise: viewers turn it back
     stored = tmp_path / "sideways.jpg"
     upright.transpose(Image.Transpose.ROTATE_90).save(stored, quality=95, exif=exif.tobytes())
-    buf = io.BytesIO()
-    upright.save(buf, format="JPEG", quality=95)
     reference = clf.predict(stored)[0].probabilities
     for form, source in (("bytes", stored.read_bytes()), ("PIL", Image.open(stored))):
         diff = np.abs(clf.predict(source)[0].probabilities - reference).max()
