@@ -24,8 +24,6 @@ from edgecls.runtime.store import model_folder
 from edgecls.training.trainer import _split_validation
 from edgecls.zoo import get_model_spec
 
-pytestmark = pytest.mark.fast
-
 
 def digests(pixels: np.ndarray) -> set[bytes]:
     """One digest per model-ready image; the set must not lose an image to a duplicate."""

@@ -17,8 +17,6 @@ from edgecls.runtime.preprocess import load_pixels
 from edgecls.runtime.store import find_onnx
 from edgecls.runtime.stream import classify_stream
 
-pytestmark = pytest.mark.fast
-
 SAME = 1e-5  # one image, one batch, every form: the same pixels, so the same probabilities
 MOVED = 0.2  # the preprocessing must move some probability at least this much, or the image proves nothing
 
