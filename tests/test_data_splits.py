@@ -170,3 +170,13 @@ def test_a_folder_model_keeps_its_splits_apart_in_every_job(tmp_path, monkeypatc
     assert digests(job.eval_data.x) == spy.test
     assert_within(digests(job.calib_pixels), spy.fitted, "calibration images were not fitted on")
     assert digests(job.unsure_pixels) == spy.held
+
+    # images added to the folder later (sorted in among the others) move neither the test nor the held-out split
+    added = set()
+    for name, digit in CLASSES.items():
+        for i, index in enumerate(np.flatnonzero(mnist.train.y == digit)[PER_CLASS:PER_CLASS + 5]):
+            Image.fromarray(mnist.train.x[index, ..., 0]).save(folder / name / f"{i:03d}a.png")
+            added |= digests(load_pixels(folder / name / f"{i:03d}a.png", card.input_spec, pipeline)[None])
+    grown = DataPlan.for_card(card)
+    assert digests(grown.test().x) == spy.test and digests(grown.heldout().x) == spy.held
+    assert_within(digests(grown.calibration(512).x), spy.fitted | added, "calibration images were tested or held out")

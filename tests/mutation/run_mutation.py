@@ -37,6 +37,11 @@ MODULES = {
     "runtime/files.py": ["tests/unit/test_files_unit.py"],
     "runtime/preprocess.py": ["tests/unit/test_preprocess_unit.py"],
     "runtime/metadata.py": ["tests/unit/test_metadata_unit.py"],
+    "runtime/store.py": ["tests/unit/test_store_unit.py"],
+    "runtime/variants.py": ["tests/unit/test_store_unit.py"],
+    "runtime/onnx_props.py": ["tests/unit/test_store_unit.py", "tests/unit/test_metadata_unit.py"],
+    "toolkit/card.py": ["tests/unit/test_card_unit.py"],
+    "toolkit/data/plan.py": ["tests/unit/test_plan_unit.py"],
 }
 EXCLUDED_OPERATORS = [r"core/ReplaceBinaryOperator_.*_(BitOr|BitAnd|BitXor|LShift|RShift)$"]
 PACKAGE_DIRS = {"toolkit": "src/edgecls", "exporters": "src/edgecls/exporters", "runtime": "src/edgecls/runtime"}

@@ -27,6 +27,23 @@ def test_shipped_cards_read_and_write_back_unchanged(path, tmp_path):
     assert read_card(written) == card
 
 
+FOLDER = {"kind": "folder", "path": "/photos", "classes": ["cat", "dog"], "val_fraction": 0.2,
+          "test_files": {"cat": ["cat/1.png"], "dog": ["dog/2.png"]}, "val_files": {"cat": ["cat/3.png"], "dog": []}}
+
+
+def test_a_folder_record_round_trips_and_older_ones_have_no_validation_files(tmp_path):
+    raw = {**_good(), "data": FOLDER}
+    card = card_from_dict(raw, tmp_path / "metrics.json")
+    assert card.data.val_files == {"cat": ("cat/3.png",), "dog": ()} and card.data.test_files["dog"] == ("dog/2.png",)
+    assert card.data.classes == ("cat", "dog") and card.data.val_fraction == 0.2 and card.described_source == "/photos"
+    card.write(tmp_path / "metrics.json")
+    assert read_card(tmp_path / "metrics.json") == card
+    assert json.loads((tmp_path / "metrics.json").read_text())["data"] == FOLDER
+    older = {k: v for k, v in FOLDER.items() if k not in ("val_files", "val_fraction", "classes")}
+    card = card_from_dict({**_good(), "data": older}, tmp_path / "metrics.json")
+    assert card.data.val_files == {} and card.data.val_fraction is None and card.data.classes == ()
+
+
 def _good() -> dict:
     return json.loads((REPO / "artifacts" / "mnist" / "metrics.json").read_text())
 
@@ -40,6 +57,11 @@ def _good() -> dict:
     ("input_spec", lambda c: c["input_spec"].update(channels=4), "field 'input_spec' is not a valid input spec"),
     ("params", lambda c: c.update(params="many"), "field 'params' must be an integer"),
     ("data.kind", lambda c: c.update(data={"kind": "s3"}), "field 'data.kind' must be 'dataset' or 'folder'"),
+    ("data.test_files", lambda c: c.update(data={**FOLDER, "test_files": {"cat": "a.png"}}),
+     "field 'data.test_files' must map each class to a list of file paths"),
+    ("data.val_files", lambda c: c.update(data={**FOLDER, "val_files": {"cat": [1]}}),
+     "field 'data.val_files' must map each class to a list of file paths"),
+    ("data.path", lambda c: c.update(data={**FOLDER, "path": " "}), "field 'data.path' is empty"),
     ("preprocess", lambda c: c.update(preprocess=["fit"]), "field 'preprocess' must be a list of steps"),
     ("card_version", lambda c: c.update(card_version=CARD_VERSION + 1), "newer than this edgecls reads"),
 ])

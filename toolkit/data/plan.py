@@ -215,7 +215,8 @@ def _reference(card: ModelCard, data_dir: Optional[config.PathLike]) -> Dataset:
 
 
 def _recorded_folder(card: ModelCard, record: DataRecord, pipeline: Pipeline) -> Dataset:
-    """The user's folder split as training split it: test = the recorded files, train = every other image."""
+    """The user's folder split as training split it: test and validation = the recorded files, train = every
+    other image (a card without validation files: training's seed picks them from train)."""
     from .folders import class_files, read_labelled_images
 
     root = Path(record.path)
@@ -223,15 +224,16 @@ def _recorded_folder(card: ModelCard, record: DataRecord, pipeline: Pipeline) ->
         raise DataError(f"model {card.name!r} was trained on {root}, which is gone; give --data folder/ "
                         "(one sub-folder per class) to use another labelled folder")
     classes = list(card.classes)
-    listed = [(classes.index(c), root / rel) for c, files in record.test_files.items() for rel in files]
-    missing = [p for _, p in listed if not p.is_file()]
+    listed, val_listed = ([(classes.index(c), root / rel) for c, files in recorded.items() for rel in files]
+                          for recorded in (record.test_files, record.val_files))
+    missing = [p for _, p in listed + val_listed if not p.is_file()]
     if missing:
-        raise DataError(f"{root}: {len(missing)} of the {len(listed)} held-out test images recorded in model "
-                        f"{card.name!r}'s card are gone (first: {missing[0]}); give --data folder/ to evaluate "
-                        "on another labelled folder")
-    test_files = {p for _, p in listed}
+        raise DataError(f"{root}: {len(missing)} of the {len(listed) + len(val_listed)} held-out test and validation "
+                        f"images recorded in model {card.name!r}'s card are gone (first: {missing[0]}); give "
+                        "--data folder/ to evaluate on another labelled folder")
+    held_out = {p for _, p in listed + val_listed}
     train_root = root / "train" if (root / "train").is_dir() and (root / "test").is_dir() else root
-    train_listed = [(label, f) for label, f in class_files(train_root, classes) if f not in test_files]
+    train_listed = [(label, f) for label, f in class_files(train_root, classes) if f not in held_out]
 
     def read(where: Path, files: list[tuple[int, Path]]) -> Split:
         skipped: list[str] = []
@@ -242,20 +244,28 @@ def _recorded_folder(card: ModelCard, record: DataRecord, pipeline: Pipeline) ->
         return split
 
     return Dataset(name=card.dataset, classes=tuple(classes), input_spec=card.input_spec,
-                   train=read(train_root, train_listed), test=read(root, listed), source=str(root))
+                   train=read(train_root, train_listed), test=read(root, listed),
+                   val=read(root, val_listed) if val_listed else None, source=str(root))
 
 
-def data_record(dataset: Dataset, val_fraction: float) -> DataRecord:
-    """What a model card stores about its training data (see the module docstring)."""
+def data_record(dataset: Dataset, val_fraction: float, val: Optional[Split] = None) -> DataRecord:
+    """What a model card stores about its training data (see the module docstring); `val`: the images training
+    held out for model selection (a folder's carry their file names)."""
     from .catalog import DATASETS
 
     if dataset.test_files is None and dataset.name in DATASETS:
         return DataRecord("dataset", name=dataset.name)
-    test: dict[str, list[str]] = {c: [] for c in dataset.classes}
-    for label, rel in zip(dataset.test.y.tolist(), dataset.test_files or []):
-        test[dataset.classes[label]].append(rel)
+
+    def by_class(labels: np.ndarray, files: list[str]) -> dict[str, tuple[str, ...]]:
+        grouped: dict[str, list[str]] = {c: [] for c in dataset.classes}
+        for label, rel in zip(labels.tolist(), files):
+            grouped[dataset.classes[label]].append(rel)
+        return {c: tuple(f) for c, f in grouped.items()}
+
+    held = by_class(val.y, val.files) if val is not None and val.files is not None else {}
     return DataRecord("folder", path=str(Path(dataset.source).resolve()), classes=tuple(dataset.classes),
-                      val_fraction=val_fraction, test_files={c: tuple(f) for c, f in test.items()})
+                      val_fraction=val_fraction, test_files=by_class(dataset.test.y, dataset.test_files or []),
+                      val_files=held)
 
 
 def portable_source(dataset: Dataset) -> str:
