@@ -379,12 +379,22 @@ owner = importlib.import_module(module)
 for part in name.split(".")[:-1]:
     owner = getattr(owner, part)
 real, calls = getattr(owner, name.split(".")[-1]), [0]
-def pause():
+def pause():  # say "ready", then wait until the run's own SIGINT handler has run (it may raise KeyboardInterrupt)
+    handled, own = [], signal.getsignal(signal.SIGINT)
+    def handler(signum, frame):
+        handled.append(signum)
+        if callable(own):
+            own(signum, frame)
+    signal.signal(signal.SIGINT, handler)  # before "ready": a signal sent at once is never missed
+    signal.alarm(alarm)  # backstop: SIGALRM ends the child if no signal comes
     open(ready + ".part", "w").close()
     os.rename(ready + ".part", ready)
-    signal.alarm(alarm)  # backstop: SIGALRM ends the child if no signal comes
-    signal.pause()  # returns once a SIGINT handler ran (or raises the KeyboardInterrupt one raised)
-    signal.alarm(0)
+    try:
+        while not handled:
+            signal.pause()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGINT, own)
 def hooked(*args, **kw):
     calls[0] += 1
     if when == "before":
