@@ -39,7 +39,7 @@ MODULES = {
     "runtime/metadata.py": ["tests/unit/test_metadata_unit.py"],
     "runtime/store.py": ["tests/unit/test_store_unit.py", "tests/unit/test_store_lookup_unit.py"],
     "runtime/variants.py": ["tests/unit/test_store_unit.py", "tests/unit/test_store_lookup_unit.py"],
-    "runtime/onnx_props.py": ["tests/unit/test_store_unit.py", "tests/unit/test_metadata_unit.py"],
+    "runtime/onnx_props.py": ["tests/unit/test_onnx_props_unit.py", "tests/unit/test_store_unit.py"],
     "toolkit/card.py": ["tests/unit/test_card_unit.py"],
     "toolkit/data/plan.py": ["tests/unit/test_plan_unit.py"],
 }

@@ -211,3 +211,16 @@ def test_not_found_message(ws):
     assert store.not_found_message("mnsit", ws) == f"no model 'mnsit' in {ws} or {ZOO} (did you mean 'mnist'?)"
     assert store.not_found_message("zzz", ws, what="backbone", otherwise="; train one first") == \
         f"no backbone 'zzz' in {ws} or {ZOO}; train one first"
+
+
+def test_the_variant_table():
+    from edgecls.runtime import variants
+
+    assert variants.LOADABLE == ("fp32", "fp16", "int8")  # what the runtime loads by name, fp32 first
+    assert [v for v in variants.VARIANTS if not variants.VARIANTS[v].loadable] == ["ort", "web"]
+    assert variants.get("int8-dynamic").file_variant == "int8" and variants.get("fp16").file_variant == "fp16"
+    assert variants.variant_file("/m", "x", "web") == Path("/m/web/x")
+    assert variants.split_name("x.fp16.onnx") == ("x", "fp16") and variants.split_name("x.int8.onnx") == ("x", "int8")
+    assert variants.split_name("x.ort") is None and variants.split_name("x") is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        variants.VARIANTS["fp32"].suffix = ".pb"  # type: ignore[misc]

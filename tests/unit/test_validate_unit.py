@@ -254,3 +254,29 @@ def test_variant_names_read_from_metadata_are_recognised():
         "max abs diff 2.00e-04 > 1e-04"]
     result = {"top1_agreement": 1.0, "max_abs_diff": 0.0, "accuracy_drop_pts": 0.3}
     assert gate_failures(fp16, result, DEFAULT) == ["accuracy drop 0.30 pt > 0.1 pt"]
+
+
+def test_labelled_fp16_must_agree_on_99_percent_not_int8s_93():
+    """A labelled fp16 that loses no accuracy but agrees on only 95% fails on fp16's own agreement gate, also when
+    its variant name comes from a model's metadata (a runtime string)."""
+    ref, probs, labels = _labelled(1000, keras_wrong=100, variant_wrong=100)
+    probs[100:125] = _one_hot((labels[100:125] + 1) % 3)  # 25 more wrong ...
+    probs[:25] = _one_hot(labels[:25])  # ... and 25 Keras missed now right: 95% agreement, same accuracy
+    result = compare(ref, probs, labels)
+    assert result["top1_agreement"] == 0.95 and result["accuracy_drop_pts"] == 0.0
+    assert gate_failures("int8", result, DEFAULT) == []
+    for fp16 in ("fp16", "".join(["fp", "16"])):
+        assert gate_failures(fp16, result, DEFAULT) == ["top-1 agreement 95.00% < 99.00%"]
+
+
+def test_a_gate_failure_is_a_value():
+    """Failures are kept in reports and compared: equal failures are equal and hash alike, and cannot change."""
+    import dataclasses
+
+    from edgecls.exporters.validate import GateFailure
+
+    failure = GateFailure("agreement", "top-1 agreement 92.80% < 93.00%", 0.928, 0.93)
+    assert failure == GateFailure("agreement", "top-1 agreement 92.80% < 93.00%", 0.928, 0.93)
+    assert len({failure, GateFailure("agreement", "top-1 agreement 92.80% < 93.00%", 0.928, 0.93)}) == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        failure.limit = 0.5  # type: ignore[misc]
