@@ -239,9 +239,13 @@ def test_a_folder_model_whose_images_are_gone_says_so(tmp_path):
     record = folder_card(dataset)
     recorded = [tmp_path / "pets" / f for fs in record.data.test_files.values() for f in fs]
     recorded[1].unlink()
-    with pytest.raises(DataError, match=rf"1 of the {len(recorded)} held-out test and validation images .* are "
-                                        rf"gone \(first: {recorded[1]}\)"):
+    with pytest.raises(DataError, match=rf"1 of the {len(recorded)} held-out test images .* are gone \(first: "
+                                        rf"{recorded[1]}\)"):
         DataPlan.for_card(record).test()
+    _, hold = stratified_holdout(dataset.train.y, 0.25, 7)
+    with_val = folder_card(dataset, held=dataset.train.take(hold))
+    with pytest.raises(DataError, match=rf"1 of the {len(recorded) + len(hold)} held-out test and validation images"):
+        DataPlan.for_card(with_val).test()
     recorded[1].write_bytes(b"not a png")
     with pytest.raises(DataError, match="recorded images no longer readable: .*not an image"):
         DataPlan.for_card(record).test()

@@ -228,9 +228,10 @@ def _recorded_folder(card: ModelCard, record: DataRecord, pipeline: Pipeline) ->
                           for recorded in (record.test_files, record.val_files))
     missing = [p for _, p in listed + val_listed if not p.is_file()]
     if missing:
-        raise DataError(f"{root}: {len(missing)} of the {len(listed) + len(val_listed)} held-out test and validation "
-                        f"images recorded in model {card.name!r}'s card are gone (first: {missing[0]}); give "
-                        "--data folder/ to evaluate on another labelled folder")
+        what = "held-out test and validation images" if val_listed else "held-out test images"
+        raise DataError(f"{root}: {len(missing)} of the {len(listed) + len(val_listed)} {what} recorded in model "
+                        f"{card.name!r}'s card are gone (first: {missing[0]}); give --data folder/ to evaluate on "
+                        "another labelled folder")
     held_out = {p for _, p in listed + val_listed}
     train_root = root / "train" if (root / "train").is_dir() and (root / "test").is_dir() else root
     train_listed = [(label, f) for label, f in class_files(train_root, classes) if f not in held_out]
