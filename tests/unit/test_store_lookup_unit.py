@@ -16,7 +16,7 @@ from edgecls.runtime.errors import EdgeclsError, ModelNotFoundError
 from edgecls.runtime.store import ModelFolder, ModelRef
 
 REPO = Path(__file__).resolve().parents[2]
-ZOO = REPO / "artifacts"
+ZOO = store.zoo_dir()  # the package data folder: the repository's artifacts/ (checked below)
 MNIST_ONNX = ZOO / "mnist" / "mnist.onnx"
 
 
@@ -52,7 +52,7 @@ def test_the_workspace_is_the_option_then_the_variables_then_dot_workspace(tmp_p
 
 
 def test_the_zoo_is_the_package_data_folder(monkeypatch):
-    assert store.zoo_dir() == ZOO
+    assert ZOO.resolve() == (REPO / "artifacts").resolve()
     assert store.is_shipped(MNIST_ONNX) and store.is_shipped(ZOO / "mnist") and not store.is_shipped(REPO / "tests")
     monkeypatch.setattr(store, "ZOO_PACKAGE", "edgecls.no_such_package")
     assert store.zoo_dir() is None and not store.is_shipped(MNIST_ONNX)
