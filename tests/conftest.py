@@ -66,7 +66,6 @@ def artifacts_root() -> Path:
     return REPO / "artifacts"
 
 
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fast", action="store_true",
                      help="the fast tier: the FAST_TIER modules of tests/conftest.py without their slow tests, with "
