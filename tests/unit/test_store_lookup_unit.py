@@ -224,3 +224,31 @@ def test_the_variant_table():
     assert variants.split_name("x.ort") is None and variants.split_name("x") is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         variants.VARIANTS["fp32"].suffix = ".pb"  # type: ignore[misc]
+
+
+def test_names_made_at_run_time_compare_by_value(ws, tmp_path):
+    """Names arrive from argv, metadata and directory listings, never as the literals in the code."""
+    mnist, int8 = "".join(["mn", "ist"]), "".join(["in", "t8"])
+    assert store.did_you_mean(mnist, ["mnist", "mnist2"]) == " (did you mean 'mnist2'?)"
+    model(ws, "fresh", card=True, keras=True)
+    with pytest.raises(ModelNotFoundError, match=r"export it with `edgecls export fresh --int8`$"):
+        store.find_onnx("fresh", int8, ws)
+    pets = model(ws, "pets", card=True, keras=True)
+    assert store.locate(Path(f"{pets}/{'model'}.keras")).name == "pets"
+
+
+def test_only_model_keras_in_a_model_folder_takes_the_folders_name(ws):
+    pets = model(ws, "pets", card=True, keras=True)
+    for other in ("best.keras", "zeta.keras"):
+        (pets / other).write_bytes(b"k")
+        ref = store.locate(pets / other)
+        assert (ref.name, ref.folder.directory, ref.is_keras) == (other.removesuffix(".keras"), pets, True)
+
+
+def test_other_files_are_neither_keras_nor_onnx(tmp_path):
+    for name in ("weights.h5", "graph.pb", "saved.tflite"):
+        (tmp_path / name).write_bytes(b"x")
+        ref = store.locate(tmp_path / name)
+        assert (ref.is_keras, ref.is_onnx, ref.variant) == (False, False, None), name
+        with pytest.raises(EdgeclsError, match=rf"{name}: not an ONNX model file"):
+            store.find_onnx(tmp_path / name)
