@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecls.card import CARD_VERSION, CardError, card_from_dict, read_card
+from edgecls.card import CARD_VERSION, CardError, ModelCard, card_from_dict, read_card
 
 REPO = Path(__file__).resolve().parents[2]
 CARDS = sorted((REPO / "artifacts").glob("*/metrics.json"))
@@ -95,3 +95,32 @@ def test_an_old_card_without_a_data_record_reads_as_its_data_set():
     card = card_from_dict(raw, Path("old.json"))
     assert card.data is None and card.preprocess is None and card.described_source == "mnist"
     assert card.seed == raw["training"]["seed"] and "epochs" in card.training_note()
+
+
+def test_numbers_at_their_edges(tmp_path):
+    """Whole numbers are fine where a fraction is asked for; 0 and 1 are fractions, anything past 1 is not; a
+    card that does not record its size says 0 (unknown); hundreds of classes are fine."""
+    raw = _good()
+    raw.pop("params"), raw.pop("macs")
+    for accuracy in (0, 1, 0.0, 1.0):
+        card = card_from_dict({**raw, "test": {**raw["test"], "accuracy": accuracy}}, tmp_path / "m.json")
+        assert card.test.accuracy == accuracy and isinstance(card.test.accuracy, float)
+        assert card.params == 0 and card.macs == 0
+    with pytest.raises(CardError, match="must be a fraction between 0 and 1, got 1.0001"):
+        card_from_dict({**raw, "test": {**raw["test"], "accuracy": 1.0001}}, tmp_path / "m.json")
+    many = [f"class {i}" for i in range(300)]
+    assert card_from_dict({**raw, "classes": many}, tmp_path / "m.json").classes == tuple(many)
+    base = card_from_dict(raw, tmp_path / "m.json")
+    assert ModelCard(name="x", classes=("a",), input_spec=base.input_spec, dataset="d", test=base.test).macs == 0
+
+
+def test_the_validation_share_comes_from_the_data_record_first(tmp_path):
+    raw = _good()
+    old = card_from_dict({**raw, "training": {**raw["training"], "val_fraction": 0.2}}, tmp_path / "m.json")
+    assert old.data is None and old.val_fraction == 0.2  # a card from before the data record
+    mine = card_from_dict({**raw, "data": FOLDER, "training": {"val_fraction": 0.05}}, tmp_path / "m.json")
+    assert mine.val_fraction == 0.2  # the record's
+    unrecorded = card_from_dict({**raw, "data": {**FOLDER, "val_fraction": None}, "training": {"val_fraction": 0.05}},
+                                tmp_path / "m.json")
+    assert unrecorded.val_fraction == 0.05
+    assert card_from_dict({**raw, "training": {}}, tmp_path / "m.json").val_fraction is None
