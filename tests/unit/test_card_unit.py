@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from edgecls.card import CARD_VERSION, CardError, ModelCard, card_from_dict, read_card
+from edgecls.card import CARD_VERSION, CardError, DataRecord, ModelCard, card_from_dict, read_card
+from edgecls.card import TestResult as Scored  # (a name pytest would try to collect)
 
 REPO = Path(__file__).resolve().parents[2]
 CARDS = sorted((REPO / "artifacts").glob("*/metrics.json"))
@@ -57,6 +59,12 @@ def _good() -> dict:
     ("input_spec", lambda c: c["input_spec"].update(channels=4), "field 'input_spec' is not a valid input spec"),
     ("params", lambda c: c.update(params="many"), "field 'params' must be an integer"),
     ("data.kind", lambda c: c.update(data={"kind": "s3"}), "field 'data.kind' must be 'dataset' or 'folder'"),
+    ("data.kind", lambda c: c.update(data={"kind": "cloud"}), "field 'data.kind' must be 'dataset' or 'folder'"),
+    ("params", lambda c: c.update(params=True), "field 'params' must be an integer, got true"),
+    ("classes", lambda c: c.update(classes=["a", ""]), "field 'classes' must be a non-empty list of class names"),
+    ("classes", lambda c: c.update(classes=[1, 2]), "field 'classes' must be a non-empty list of class names"),
+    ("test.accuracy", lambda c: c["test"].update(accuracy=-0.5), "must be a fraction between 0 and 1, got -0.5"),
+    ("card_version", lambda c: c.update(card_version=3), "card_version 3 is newer than this edgecls reads (2)"),
     ("data.test_files", lambda c: c.update(data={**FOLDER, "test_files": {"cat": "a.png"}}),
      "field 'data.test_files' must map each class to a list of file paths"),
     ("data.val_files", lambda c: c.update(data={**FOLDER, "val_files": {"cat": [1]}}),
@@ -124,3 +132,47 @@ def test_the_validation_share_comes_from_the_data_record_first(tmp_path):
                                 tmp_path / "m.json")
     assert unrecorded.val_fraction == 0.05
     assert card_from_dict({**raw, "training": {}}, tmp_path / "m.json").val_fraction is None
+
+
+def test_written_cards_are_version_2_and_every_part_is_a_frozen_value(tmp_path):
+    card = read_card(REPO / "artifacts" / "cifar10" / "metrics.json")
+    card.write(tmp_path / "metrics.json")
+    assert json.loads((tmp_path / "metrics.json").read_text())["card_version"] == 2
+    for part, attribute in ((card, "name"), (card.test, "accuracy"), (card.data, "kind")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(part, attribute, None)
+    assert Scored("test split", 0.5).num_samples == 0
+    raw = _good()
+    raw["test"].pop("num_samples")
+    assert card_from_dict(raw, tmp_path / "m.json").test.num_samples == 0
+
+
+def test_records_and_notes_built_from_run_time_strings(tmp_path):
+    """Kinds and training facts come from JSON and from callers: compared by value, said as recorded."""
+    dataset, folder = "".join(["data", "set"]), "".join(["fol", "der"])
+    assert DataRecord(dataset, name="mnist").to_dict() == {"kind": "dataset", "name": "mnist"}
+    photos = DataRecord(folder, path="/photos", test_files={"a": ("a/1.png",)})
+    base = read_card(REPO / "artifacts" / "cifar10" / "metrics.json")
+    assert dataclasses.replace(base, data=photos).described_source == "/photos"
+    assert base.described_source == "cifar10"  # a reference data set: its name
+    noted = dataclasses.replace(base, training={"epochs_run": 12, "best_epoch": 9, "train_seconds": 61.4,
+                                                "device": "GPU:0", "seed": 7})
+    assert noted.training_note() == "Trained 12 epochs (best 9) in 61 s on GPU:0, seed 7."
+    bare = dataclasses.replace(base, training={"train_seconds": "n/a"})
+    assert bare.training_note() == "Trained ? epochs, seed 1337."
+
+
+def test_an_unreadable_card_says_why(tmp_path):
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(CardError, match=r"dir.json: unreadable model card \(Is a directory\)$"):
+        read_card(tmp_path / "dir.json")
+    (tmp_path / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
+    with pytest.raises(CardError, match=r"latin1.json: unreadable model card \('utf-8' codec can't decode"):
+        read_card(tmp_path / "latin1.json")
+
+
+def test_a_long_bad_value_is_cut_to_40_characters(tmp_path):
+    raw = {**_good(), "params": "x" * 100}
+    with pytest.raises(CardError) as err:
+        card_from_dict(raw, tmp_path / "m.json")
+    assert str(err.value) == f"{tmp_path / 'm.json'}: field 'params' must be an integer, got {json.dumps('x' * 100)[:40]}"
