@@ -318,3 +318,68 @@ def test_a_file_with_no_known_data_asks_for_a_folder(tmp_path):
     assert plan.folder == tmp_path / "photos" and len(plan.test()) == 6
     nameless = dataclasses.replace(info, name="")
     assert card_of_onnx(tmp_path / "x.onnx", nameless) is None
+
+
+def test_plans_take_their_options_by_keyword_and_images_are_values(tmp_path):
+    with pytest.raises(TypeError):
+        DataPlan(None, SPEC, NONE, tmp_path)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        DataPlan.for_card(card(), tmp_path)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        plan_for_onnx(MNIST_ONNX, read_info(MNIST_ONNX), tmp_path)  # type: ignore[misc]
+    images = Images(numbered(2)[..., None], None, "two")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        images.description = "three"  # type: ignore[misc]
+
+
+def test_a_limit_above_the_split_is_the_whole_split(data_dir):
+    plan = DataPlan.for_card(card(), data_dir=data_dir)
+    assert plan.test(limit=1000).description == "mnist official test split (60 images)"
+
+
+def test_class_folders_named_train_or_test_are_classes(tmp_path):
+    """Only a folder with BOTH train/ and test/ is a split folder; a class may be called 'train'."""
+    make_folder(tmp_path / "odd", per_class=4, classes=("cat", "train"))
+    given = DataPlan(None, SPEC, NONE, folder=tmp_path / "odd", labels=("cat", "train")).test()
+    assert sorted(ids(given.x)) == list(range(8))
+    dataset = load_image_folder(tmp_path / "odd", SPEC, test_fraction=0.25, seed=1)
+    plan = DataPlan.for_card(folder_card(dataset, val=0.34))
+    assert sorted(ids(plan.calibration(100).x) + ids(plan.heldout().x) + ids(plan.test().x)) == list(range(8))
+
+
+def test_an_exported_files_own_preprocessing_is_used():
+    plan = plan_for_onnx(MNIST_ONNX, read_info(MNIST_ONNX))
+    assert [s["op"] for s in plan.pipeline.to_list()] == [s["op"] for s in PRESETS["digits"]]
+
+
+def test_a_card_with_a_later_checksum_is_another_models(tmp_path):
+    info = read_info(MNIST_ONNX)
+    shutil.copy(MNIST_ONNX, tmp_path / "mnist.onnx")
+    raw = json.loads((MNIST_ONNX.parent / "metrics.json").read_text())
+    (tmp_path / "metrics.json").write_text(json.dumps({**raw, "sha256": "f" * 64}))
+    assert card_of_onnx(tmp_path / "mnist.onnx", info) is None
+
+
+def test_gone_and_unreadable_recorded_images_are_counted(tmp_path):
+    make_folder(tmp_path / "pets")
+    dataset = load_image_folder(tmp_path / "pets", SPEC, test_fraction=0.2, seed=1)
+    record = folder_card(dataset)
+    recorded = sorted(tmp_path / "pets" / f for fs in record.data.test_files.values() for f in fs)
+    for broken in recorded[:3]:
+        broken.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=rf"recorded images no longer readable: {recorded[0]}: .* \(and 2 more\)$"):
+        DataPlan.for_card(record).test()
+    recorded[0].unlink()
+    recorded[1].unlink()
+    with pytest.raises(DataError, match=rf"2 of the {len(recorded)} held-out test images .* \(first: {recorded[0]}\)"):
+        DataPlan.for_card(record).test()
+    old = dataclasses.replace(record, data=None, dataset="pets", dataset_source="/home/me/pets")
+    with pytest.raises(DataError, match=r"^model 'pets' was trained on a folder \(/home/me/pets\) its card does not"):
+        DataPlan.for_card(old).test()
+
+
+def test_a_users_folder_named_like_a_reference_data_set_is_still_a_folder(tmp_path):
+    make_folder(tmp_path / "mnist", per_class=5)
+    dataset = load_image_folder(tmp_path / "mnist", SPEC, test_fraction=0.4, seed=1)
+    assert data_record(dataset, 0.2).kind == "folder"
+    assert portable_source(dataset) == str((tmp_path / "mnist").resolve())
