@@ -358,6 +358,8 @@ def test_a_card_with_a_later_checksum_is_another_models(tmp_path):
     raw = json.loads((MNIST_ONNX.parent / "metrics.json").read_text())
     (tmp_path / "metrics.json").write_text(json.dumps({**raw, "sha256": "f" * 64}))
     assert card_of_onnx(tmp_path / "mnist.onnx", info) is None
+    (tmp_path / "metrics.json").write_text(json.dumps({**raw, "dataset": "svhn"}))  # another data set, named later
+    assert card_of_onnx(tmp_path / "mnist.onnx", info) is None
 
 
 def test_gone_and_unreadable_recorded_images_are_counted(tmp_path):
@@ -365,10 +367,10 @@ def test_gone_and_unreadable_recorded_images_are_counted(tmp_path):
     dataset = load_image_folder(tmp_path / "pets", SPEC, test_fraction=0.2, seed=1)
     record = folder_card(dataset)
     recorded = sorted(tmp_path / "pets" / f for fs in record.data.test_files.values() for f in fs)
-    for broken in recorded[:3]:
-        broken.write_bytes(b"not a png")
-    with pytest.raises(DataError, match=rf"recorded images no longer readable: {recorded[0]}: .* \(and 2 more\)$"):
-        DataPlan.for_card(record).test()
+    for count, suffix in ((1, r"[^)]*\)$"), (2, r".* \(and 1 more\)$"), (3, r".* \(and 2 more\)$")):
+        recorded[count - 1].write_bytes(b"not a png")
+        with pytest.raises(DataError, match=rf"recorded images no longer readable: {recorded[0]}: not an image{suffix}"):
+            DataPlan.for_card(record).test()
     recorded[0].unlink()
     recorded[1].unlink()
     with pytest.raises(DataError, match=rf"2 of the {len(recorded)} held-out test images .* \(first: {recorded[0]}\)"):
