@@ -112,8 +112,8 @@ BUGS += [
     ("a Split loses its file names when sampled", "toolkit/data/types.py",
      "None if self.files is None else [self.files[i] for i in index])", "None)", f"tests/unit/test_plan_unit.py {SPLITS}"),
     ("a finished infer run that gets Ctrl-C while its output is moved into place exits 130", "toolkit/cli/infer.py",
-     "    stop = ctx.with_resource(stop_on_interrupt())\n    try:\n        with progress, closing(",
-     "    try:\n        with progress, stop_on_interrupt() as stop, closing(", "tests/test_hostile.py"),
+     "    stop = ctx.with_resource(stop_on_interrupt())\n    with _progress() as progress:",
+     "    with _progress() as progress, stop_on_interrupt() as stop:", "tests/test_hostile.py"),
     ("arrays skip the declared preprocessing (stretched instead)", "runtime/classifier.py",
      "return prepare_with_stats([working_pixels(s, self.spec) for s in sources]",
      "return prepare_with_stats([load_pixels(s, self.spec) if isinstance(s, np.ndarray) else working_pixels(s, self.spec) "
