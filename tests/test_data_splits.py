@@ -53,7 +53,8 @@ class Parts:
         fitted, held = _split_validation(dataset, get_model_spec(name).train, self.card.seed)  # what training does
         self.pipeline = declared_pipeline(name, self.card)
         size = (self.card.input_spec.height, self.card.input_spec.width)
-        self.fitted, self.held, self.test = (digests(self.pipeline(split.x, size)) for split in (fitted, held, dataset.test))
+        self.fitted, self.held, self.test = (digests(self.pipeline(split.x, size))
+                                             for split in (fitted, held, dataset.test))
         assert_disjoint(fitted=self.fitted, held_out=self.held, test=self.test)  # the data set itself
 
 

@@ -370,7 +370,7 @@ def test_12_reexport_removes_variants_it_did_not_rebuild(tmp_path):
 PAUSE_AT = {
     "loading the model": ("edgecls.runtime.engine", "create_session", "before", None),
     "mid-run": ("edgecls.runtime.outputs", "PredictionFile.write", "after", 100),  # the 100th row written
-    "output in place": ("edgecls.runtime.outputs", "PredictionFile.commit", "after", None),
+    "output in place": ("edgecls.cli.infer", "_report", "before", None),  # the output is committed, the summary next
 }
 PAUSED_CHILD = """
 import importlib, os, signal, sys

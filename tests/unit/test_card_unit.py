@@ -175,4 +175,5 @@ def test_a_long_bad_value_is_cut_to_40_characters(tmp_path):
     raw = {**_good(), "params": "x" * 100}
     with pytest.raises(CardError) as err:
         card_from_dict(raw, tmp_path / "m.json")
-    assert str(err.value) == f"{tmp_path / 'm.json'}: field 'params' must be an integer, got {json.dumps('x' * 100)[:40]}"
+    cut = json.dumps("x" * 100)[:40]
+    assert str(err.value) == f"{tmp_path / 'm.json'}: field 'params' must be an integer, got {cut}"

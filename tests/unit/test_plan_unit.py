@@ -145,7 +145,8 @@ def test_ready_keeps_pixels_that_went_through_the_pipeline_already():
 
 
 def test_declared_pipeline_order_of_precedence():
-    assert [(s["op"], s["mode"]) for s in declared_pipeline("mnist", None, "stretch").to_list()] == [("resize", "stretch")]
+    stretch = declared_pipeline("mnist", None, "stretch").to_list()
+    assert [(s["op"], s["mode"]) for s in stretch] == [("resize", "stretch")]
     assert declared_pipeline("mnist", card(preprocess=())).declared is False  # recorded: none
     steps = ({"op": "resize", "mode": "letterbox"},)
     assert declared_pipeline("mnist", card(preprocess=steps)).to_list()[0]["mode"] == "letterbox"
@@ -369,7 +370,7 @@ def test_gone_and_unreadable_recorded_images_are_counted(tmp_path):
     recorded = sorted(tmp_path / "pets" / f for fs in record.data.test_files.values() for f in fs)
     for count, suffix in ((1, r"[^)]*\)$"), (2, r".* \(and 1 more\)$"), (3, r".* \(and 2 more\)$")):
         recorded[count - 1].write_bytes(b"not a png")
-        with pytest.raises(DataError, match=rf"recorded images no longer readable: {recorded[0]}: not an image{suffix}"):
+        with pytest.raises(DataError, match=rf"no longer readable: {recorded[0]}: not an image{suffix}"):
             DataPlan.for_card(record).test()
     recorded[0].unlink()
     recorded[1].unlink()
