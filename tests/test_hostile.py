@@ -374,6 +374,7 @@ PAUSE_AT = {
 }
 PAUSED_CHILD = """
 import importlib, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job starts it ignored)
 module, name, when, at_call, ready, alarm = {args!r}
 owner = importlib.import_module(module)
 for part in name.split(".")[:-1]:
