@@ -42,7 +42,8 @@ MODULES = {
     "runtime/onnx_props.py": ["tests/unit/test_onnx_props_unit.py", "tests/unit/test_store_unit.py"],
     "toolkit/card.py": ["tests/unit/test_card_unit.py"],
     "toolkit/data/plan.py": ["tests/unit/test_plan_unit.py"],
-    "runtime/engine.py": ["tests/test_batch1_binding.py", "tests/test_sharded_batches.py"],
+    "runtime/engine.py": ["tests/unit/test_engine_plan_unit.py", "tests/test_batch1_binding.py",
+                          "tests/test_sharded_batches.py"],
 }
 EXCLUDED_OPERATORS = [r"core/ReplaceBinaryOperator_.*_(BitOr|BitAnd|BitXor|LShift|RShift)$"]
 PACKAGE_DIRS = {"toolkit": "src/edgecls", "exporters": "src/edgecls/exporters", "runtime": "src/edgecls/runtime"}
