@@ -58,6 +58,8 @@ def stratified_sample(y: Optional[np.ndarray], n_total: int, size: int, seed: in
             break
         if quota[i] < counts[i]:
             quota[i] += 1
+    while quota.sum() > max(size, len(classes)):  # small classes' one image came out of the big classes' shares
+        quota[np.argmax(np.where(quota > 1, quota - exact, -np.inf))] -= 1
     picked = [rng.permutation(np.flatnonzero(y == c))[:q] for c, q in zip(classes, quota)]
     return np.sort(np.concatenate(picked))
 

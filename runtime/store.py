@@ -242,7 +242,7 @@ def find_onnx(model: PathLike, variant: str = "fp32", workspace: Optional[PathLi
     if available:
         hint = f" (available: {available})"
     elif folder.has_card():
-        hint = f"; export it with `edgecls export {folder.name}`" + (" --int8" if variant == "int8" else "")
+        hint = f"; export it with `edgecls export {folder.name}{' --int8' if variant == 'int8' else ''}`"
     else:
         hint = ""
     where = " or ".join(str(root) for root in search_dirs(workspace))

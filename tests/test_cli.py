@@ -50,6 +50,7 @@ def test_models_lists_registry_and_shipped_accuracy(artifacts_root):
     assert rows["mnist"]["params"] == 29_402
 
 
+@pytest.mark.slow  # Keras on the full test set
 def test_eval_reproduces_recorded_accuracy(data_dir, artifacts_root):
     result = runner.invoke(app, ["eval", "mnist", "--json", "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output

@@ -39,6 +39,7 @@ def _child(images: Path, out: Path, ready: Path, after_rows: int) -> subprocess.
     """`edgecls infer` in a child process that stops after writing `after_rows` rows and waits for a signal."""
     code = textwrap.dedent(f"""
         import os, signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job starts it ignored)
         from edgecls.runtime import outputs
         real_write = outputs.PredictionFile.write
         def write(self, result):

@@ -385,7 +385,10 @@ def test_cli_packages_an_exported_model_without_reexporting(tmp_path, runtime_di
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr + done.stdout
     assert "already exported" in done.stderr  # a note: stderr (stdout holds results)
-    assert (tmp_path / "web" / "index.html").is_file() and (tmp_path / "web" / "mnist.int8.ort").is_file()
+    from edgecls.runtime.variant_policy import choose_variant
+
+    bundled = choose_variant("mnist", "auto", device="cpu").path.name.replace(".onnx", ".ort")  # the one policy
+    assert (tmp_path / "web" / "index.html").is_file() and (tmp_path / "web" / bundled).is_file()
     assert (tmp_path / "mobile" / "mnist.int8.ort").is_file()
     assert "Traceback" not in done.stderr
 

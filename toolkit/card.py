@@ -29,7 +29,8 @@ class CardError(EdgeclsError):
 @dataclass(frozen=True)
 class DataRecord:
     """Where the training data came from: a reference data set by name, or a user's folder with the exact
-    held-out test files per class (a file list survives new images being added; a seed would not)."""
+    held-out test files and validation files per class (a file list survives new images being added; a seed
+    would not)."""
 
     kind: str  # dataset | folder
     name: str = ""  # kind dataset: the data set's name
@@ -37,12 +38,14 @@ class DataRecord:
     classes: tuple[str, ...] = ()
     val_fraction: Optional[float] = None
     test_files: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    val_files: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # empty on older cards: seed and fraction
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind == "dataset":
             return {"kind": "dataset", "name": self.name}
         return {"kind": "folder", "path": self.path, "classes": list(self.classes), "val_fraction": self.val_fraction,
-                "test_files": {c: list(files) for c, files in self.test_files.items()}}
+                "test_files": {c: list(files) for c, files in self.test_files.items()},
+                "val_files": {c: list(files) for c, files in self.val_files.items()}}
 
 
 @dataclass(frozen=True)
@@ -268,10 +271,15 @@ class _Checker:
             return DataRecord("dataset", name=self.text(f"{key}.name", value))
         if kind != "folder":
             raise self.fail(f"{key}.kind", f"must be 'dataset' or 'folder', got {kind!r}")
-        files = self.required(f"{key}.test_files", dict, value)
-        if not all(isinstance(v, list) and all(isinstance(f, str) for f in v) for v in files.values()):
-            raise self.fail(f"{key}.test_files", "must map each class to a list of file paths")
         return DataRecord("folder", path=self.text(f"{key}.path", value),
                           classes=tuple(self.optional(f"{key}.classes", list, [], value)),
                           val_fraction=self.optional(f"{key}.val_fraction", float, None, value),
-                          test_files={c: tuple(v) for c, v in files.items()})
+                          test_files=self.files_by_class(f"{key}.test_files", self.required(f"{key}.test_files", dict,
+                                                                                                  value)),
+                          val_files=self.files_by_class(f"{key}.val_files", self.optional(f"{key}.val_files", dict,
+                                                                                                {}, value)))
+
+    def files_by_class(self, key: str, files: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+        if not all(isinstance(v, list) and all(isinstance(f, str) for f in v) for v in files.values()):
+            raise self.fail(key, "must map each class to a list of file paths")
+        return {c: tuple(v) for c, v in files.items()}

@@ -1,6 +1,6 @@
 """Plant realistic bugs one at a time (in a throw-away copy of the package) and check the tests catch each one.
 
-    nice -n 15 .venv/bin/python tests/mutation/planted_bugs.py [--with-issue-list]
+    nice -n 15 .venv/bin/python tests/mutation/planted_bugs.py [--with-issue-list] [SUBSTRING ...]
 
 A second, independent check next to run_mutation.py: these bugs sit in code the mutation run does not cover
 (export orchestration, training, the CLI) and are the kind a refactor introduces. Each bug names the tests
@@ -9,6 +9,7 @@ that should catch it; the script prints caught/MISSED per bug and exits 1 if any
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -53,12 +54,12 @@ BUGS = [
      TRAINING),
     ("--fresh is ignored", "toolkit/training/trainer.py",
      'resuming = (work / "backup").is_dir() and not fresh', 'resuming = (work / "backup").is_dir()', TRAINING),
-    ("metrics.json written before the model is saved", "toolkit/training/trainer.py",
-     "    save_keras_atomic(shipped, artifacts.keras_path)\n",
-     "    write_json_atomic(artifacts.card_path, {})\n    save_keras_atomic(shipped, artifacts.keras_path)\n",
+    ("metrics.json written before the model is saved", "toolkit/training/finish.py",
+     "    save_keras_atomic(shipped, folder.keras_path)\n",
+     "    write_json_atomic(folder.card_path, {})\n    save_keras_atomic(shipped, folder.keras_path)\n",
      TRAINING),
     ("an interrupted infer publishes its partial file", "toolkit/api/infer.py",
-     "        return sink.keep_partial()", "        return sink.commit()", "tests/test_infer_output_failures.py"),
+     "        return sink.keep_partial()", "        return sink.commit()", "tests/test_infer_output_failures.py tests/test_hostile.py"),
     ("infer --output writes straight to the output file", "runtime/outputs.py",
      "self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)", "self.partial = self.path",
      "tests/test_infer_output_failures.py"),
@@ -68,6 +69,69 @@ BUGS = [
     ("metadata loses the gates it was validated with", "exporters/write.py",
      'validation={**validation, **c.validation, "gates": record["gates"]},',
      "validation={**validation, **c.validation},", EXPORT_FAILURES),
+]
+SAMPLING = "tests/unit/test_sampling_unit.py"
+SPLITS = "tests/test_data_splits.py"
+FORMS = "tests/test_input_forms.py"
+BUGS += [
+    ("a stratified sample is the first N items", "exporters/quantize.py",
+     "    rng = np.random.default_rng(seed)\n    if y is None",
+     "    rng = np.random.default_rng(seed)\n    return np.arange(min(size, n_total))\n    if y is None", SAMPLING),
+    ("a stratified sample takes each class's first images", "exporters/quantize.py",
+     "picked = [rng.permutation(np.flatnonzero(y == c))[:q]", "picked = [np.flatnonzero(y == c)[:q]", SAMPLING),
+    ("small classes' one image comes on top of the sample size", "exporters/quantize.py",
+     "    while quota.sum() > max(size, len(classes)):", "    while False:", SAMPLING),
+    ("limit_split takes the first N items", "toolkit/data/types.py",
+     "return split.take(stratified_sample(split.y, len(split), limit, seed))", "return split.take(np.arange(limit))",
+     SAMPLING),
+    ("limit_split pairs the images with other labels", "toolkit/data/types.py",
+     "return split.take(stratified_sample(split.y, len(split), limit, seed))",
+     "return Split(split.x[stratified_sample(split.y, len(split), limit, seed)], split.y[:limit])", SAMPLING),
+    ("the holdout takes each class's first images", "toolkit/data/types.py", "        rng.shuffle(idx)\n", "", SAMPLING),
+    ("the holdout is the first items of the whole split", "toolkit/data/types.py",
+     "    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(hold))",
+     "    n = int(round(len(y) * fraction))\n    return np.arange(n, len(y)), np.arange(n)", SAMPLING),
+    ("int8 calibrates on every training image, held-out ones included", "toolkit/data/plan.py",
+     "train = self._training_parts[0]", "train = self._recorded.train", SPLITS),
+    ("the unsure flag calibrates on the images training fitted on", "toolkit/data/plan.py",
+     "split = self._training_parts[1]", "split = self._training_parts[0]", SPLITS),
+    ("the plan's held-out split is drawn with another seed than training's", "toolkit/data/plan.py",
+     "self.card.val_fraction or 0.1, self.card.seed)", "self.card.val_fraction or 0.1, self.card.seed + 1)", SPLITS),
+    ("the plan tests on training images", "toolkit/data/plan.py",
+     "split, what = self._recorded.test,", "split, what = self._recorded.train,", SPLITS),
+    ("export calibrates the unsure flag on the int8 calibration images", "toolkit/exporting.py",
+     "_calibration(calib, plan, quant, wants_static), plan.heldout(), labels",
+     "_calibration(calib, plan, quant, wants_static), plan.calibration(quant.calib_size, quant.seed), labels", SPLITS),
+    ("a folder model's card records other files than the ones training tested on", "toolkit/data/folders.py",
+     "test_files = [read[i] for i in hold]", "test_files = [read[i] for i in keep[: len(hold)]]", SPLITS),
+    ("a folder model's recorded test files are also read as training images", "toolkit/data/plan.py",
+     "train_listed = [(label, f) for label, f in class_files(train_root, classes) if f not in held_out]",
+     "train_listed = class_files(train_root, classes)", SPLITS),
+    ("a folder model's card records no validation files", "toolkit/data/plan.py",
+     "held = by_class(val.y, val.files) if val is not None and val.files is not None else {}", "held = {}",
+     f"tests/unit/test_plan_unit.py {SPLITS}"),
+    ("a Split loses its file names when sampled", "toolkit/data/types.py",
+     "None if self.files is None else [self.files[i] for i in index])", "None)", f"tests/unit/test_plan_unit.py {SPLITS}"),
+    ("a finished infer run that gets Ctrl-C while its output is moved into place exits 130", "toolkit/cli/infer.py",
+     "    stop = ctx.with_resource(stop_on_interrupt())\n    with _progress() as progress:",
+     "    with _progress() as progress, stop_on_interrupt() as stop:", "tests/test_hostile.py"),
+    ("arrays skip the declared preprocessing (stretched instead)", "runtime/classifier.py",
+     "return prepare_with_stats([working_pixels(s, self.spec) for s in sources]",
+     "return prepare_with_stats([load_pixels(s, self.spec) if isinstance(s, np.ndarray) else working_pixels(s, self.spec) "
+     "for s in sources]", FORMS),
+    ("bytes are decoded without their EXIF orientation", "runtime/preprocess.py",
+     "        image = _decode(io.BytesIO(bytes(source)), name)", "        return _decode(io.BytesIO(bytes(source)), name)",
+     FORMS),
+    ("PIL images are resized to the input size before the declared steps", "runtime/preprocess.py",
+     "    name = describe(source)\n    image = open_image(source)\n",
+     "    name = describe(source)\n    image = open_image(source)\n    if isinstance(source, Image.Image):\n"
+     "        image = image.resize((spec.width, spec.height))\n", FORMS),
+    ("0-1 float arrays are read as 0-255", "runtime/preprocess.py",
+     "scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0", "scale = 1.0", FORMS),
+    ("the infer stream stretches in-memory images before the declared steps", "runtime/stream.py",
+     "        if pipeline is not None and pipeline.declared:\n            return working_pixels(source, spec)",
+     "        if pipeline is not None and pipeline.declared and isinstance(source, (str, os.PathLike)):\n"
+     "            return working_pixels(source, spec)", FORMS),
 ]
 # The audit's bugs from issue 19 (most survived the suite before these tests), for comparison.
 ISSUE_BUGS = [
@@ -92,19 +156,24 @@ ISSUE_BUGS = [
     ("the size rule forgets the Q/DQ overhead", "exporters/size.py",
      "return self.fp32_bytes - self.int8_bytes + self.overhead_bytes", "return self.fp32_bytes - self.int8_bytes",
      "tests/test_gates_real.py"),
-    ("metrics.json written in place", "toolkit/training/trainer.py", "write_json_atomic(artifacts.card_path, card)",
-     'artifacts.card_path.write_text(__import__("json").dumps(card))', TRAINING),
-    ("history.json written in place", "toolkit/training/trainer.py",
-     "write_json_atomic(artifacts.history_path, {key: history[key] for key in sorted(history)})",
-     'artifacts.history_path.write_text(__import__("json").dumps(history))', TRAINING),
+    ("metrics.json written in place", "toolkit/training/finish.py", "card.write(folder.card_path)",
+     'folder.card_path.write_text(__import__("json").dumps(card.to_dict()))', TRAINING),
+    ("history.json written in place", "toolkit/training/finish.py",
+     "write_json_atomic(folder.history_path, {key: history[key] for key in sorted(history)})",
+     'folder.history_path.write_text(__import__("json").dumps(history))', TRAINING),
     ("export report written in place", "exporters/export.py", "write_json_atomic(report_path(job.out_dir, job.name), report)",
      'report_path(job.out_dir, job.name).write_text(__import__("json").dumps(report))', EXPORT_FAILURES),
 ]
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("only", nargs="*", help="substrings of a bug's description or module (default: all)")
+    parser.add_argument("--with-issue-list", action="store_true", help="also the earlier audit's bugs")
+    args = parser.parse_args()
     missed = []
-    bugs = BUGS + (ISSUE_BUGS if "--with-issue-list" in sys.argv else [])
+    bugs = [bug for bug in BUGS + (ISSUE_BUGS if args.with_issue_list else [])
+            if not args.only or any(s in bug[0] or s in bug[1] for s in args.only)]
     for what, module, old, new, tests in bugs:
         work = Path(tempfile.mkdtemp(prefix="edgecls-planted-"))
         try:

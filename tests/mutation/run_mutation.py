@@ -6,7 +6,7 @@
 Needs cosmic-ray (`pip install -e ".[mutation]"`; not a CI dependency, this does not run in CI). cosmic-ray mutates files in
 place, so the script first builds a throw-away copy of the package with a plain `src/edgecls/...` layout (the
 repo maps toolkit/, exporters/ and runtime/ onto one namespace, which mutation tools do not follow) and runs
-each module's fast unit tests against that copy with PYTHONPATH. Your working tree is never touched.
+each module's fast tests against that copy with PYTHONPATH (the engine's read $EDGECLS_DATA). Your working tree is never touched.
 
 Operators: all of cosmic-ray's core operators except the bit-wise and shift replacements of arithmetic
 (`a + b` -> `a << b`, `a | b`, ...), which on this float/str code only produce mutants that crash at once
@@ -37,6 +37,13 @@ MODULES = {
     "runtime/files.py": ["tests/unit/test_files_unit.py"],
     "runtime/preprocess.py": ["tests/unit/test_preprocess_unit.py"],
     "runtime/metadata.py": ["tests/unit/test_metadata_unit.py"],
+    "runtime/store.py": ["tests/unit/test_store_unit.py", "tests/unit/test_store_lookup_unit.py"],
+    "runtime/variants.py": ["tests/unit/test_store_unit.py", "tests/unit/test_store_lookup_unit.py"],
+    "runtime/onnx_props.py": ["tests/unit/test_onnx_props_unit.py", "tests/unit/test_store_unit.py"],
+    "toolkit/card.py": ["tests/unit/test_card_unit.py"],
+    "toolkit/data/plan.py": ["tests/unit/test_plan_unit.py"],
+    "runtime/engine.py": ["tests/unit/test_engine_plan_unit.py", "tests/test_batch1_binding.py",
+                          "tests/test_sharded_batches.py"],
 }
 EXCLUDED_OPERATORS = [r"core/ReplaceBinaryOperator_.*_(BitOr|BitAnd|BitXor|LShift|RShift)$"]
 PACKAGE_DIRS = {"toolkit": "src/edgecls", "exporters": "src/edgecls/exporters", "runtime": "src/edgecls/runtime"}
@@ -76,7 +83,6 @@ name = "local"
 exclude-operators = [{excluded}]
 """)
     env = {**os.environ, "PYTHONPATH": str(work / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("EDGECLS_DATA", None)  # the unit layer needs no data set
     run = lambda *cmd: subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True, text=True)  # noqa: E731
     # The unmutated code must pass, and must be the copy (not the editable install) that the tests import.
     probe = subprocess.run([sys.executable, "-c", "import edgecls.runtime, sys; print(edgecls.runtime.__file__)"],

@@ -383,3 +383,16 @@ def test_size_rule_edges():
     nothing = SizeCheck(4_000, 4_100, 0, 0)
     assert judge_size(nothing, 0.5, ("MatMul", "Gemm"))[0].message.startswith("stores no weights in int8: the model "
                                                                                 "has no MatMul/Gemm weights")
+
+
+def test_a_gate_failure_is_a_value():
+    """Failures are kept in reports and compared: equal failures are equal and hash alike, and cannot change."""
+    import dataclasses
+
+    from edgecls.exporters.validate import GateFailure
+
+    failure = GateFailure("agreement", "top-1 agreement 92.80% < 93.00%", 0.928, 0.93)
+    assert failure == GateFailure("agreement", "top-1 agreement 92.80% < 93.00%", 0.928, 0.93)
+    assert len({failure, GateFailure("agreement", "top-1 agreement 92.80% < 93.00%", 0.928, 0.93)}) == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        failure.limit = 0.5  # type: ignore[misc]

@@ -19,6 +19,7 @@ MAX_TABLE_ROWS = 200
 
 @app.command()
 def infer(
+    ctx: typer.Context,
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns (--engine ray: also "
                                        ".txt listings of paths and URIs such as s3://bucket/photos/)."),
     model: str = typer.Option("mnist", "--model", "-m", help="Model name, model folder or .onnx file."),
@@ -67,7 +68,10 @@ def infer(
     from ..api import infer as run_infer
 
     table = fmt in (None, "table") and output is None
-    with _progress() as progress, stop_on_interrupt() as stop:
+    # Held until the command returns: a Ctrl-C once every image is classified (while the output is moved into place
+    # and the summary printed) stops nothing, so a finished run never reports itself interrupted.
+    stop = ctx.with_resource(stop_on_interrupt())
+    with _progress() as progress:
         result = run_infer(inputs, model, variant=variant, device=device, batch_size=batch_size, threads=threads,
                            workers=workers, recursive=recursive, top_k=top_k, output=output, fmt=fmt, force=force,
                            stream=None if table or output is not None else _stdout_text(),

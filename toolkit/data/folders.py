@@ -86,14 +86,17 @@ def load_image_folder(
         classes = [p.name for p in _class_dirs(root / "train")]
         if len(classes) < 2:
             raise DataError(f"{root / 'train'}: need at least two class sub-folders, found {len(classes)}")
-        train = read_labelled_images(root / "train", classes, spec, skipped, pipeline)
+        train_files: list[Path] = []
+        train = read_labelled_images(root / "train", classes, spec, skipped, pipeline, files=train_files)
         test = read_labelled_images(root / "test", classes, spec, skipped, pipeline, files=test_files)
+        train.files = [f.relative_to(root).as_posix() for f in train_files]
     else:
         classes = [p.name for p in _class_dirs(root)]
         if len(classes) < 2:
             raise DataError(f"{root}: need at least two class sub-folders (one per label), found {len(classes)}")
         read: list[Path] = []
         everything = read_labelled_images(root, classes, spec, skipped, pipeline, files=read)
+        everything.files = [f.relative_to(root).as_posix() for f in read]
         keep, hold = stratified_holdout(everything.y, test_fraction, seed)
         train, test = everything.take(keep), everything.take(hold)
         test_files = [read[i] for i in hold]

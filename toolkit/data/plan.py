@@ -96,24 +96,32 @@ class DataPlan:
         return self._ready(split, f"{what} ({len(split)} images)")
 
     def calibration(self, size: int, seed: int = config.DEFAULT_SEED) -> Images:
-        """A stratified sample of `size` training images (DataError when the training data is not there)."""
+        """A stratified sample of `size` of the images training fitted on, never one it held out (DataError when
+        the training data is not there)."""
         from ..exporters.quantize import stratified_sample
 
-        train = self._recorded.train
+        train = self._training_parts[0]
         sample = train.take(stratified_sample(train.y, len(train), size, seed))
         return self._ready(sample, f"{self._described} training images ({len(sample)}, stratified)")
 
     def heldout(self) -> Images:
         """The images training held out for model selection: never trained on, never scored."""
+        split = self._training_parts[1]
+        if split is None:
+            raise self._no_card()
+        return self._ready(split, f"{self._described} held-out validation images ({len(split)})")
+
+    @cached_property
+    def _training_parts(self) -> tuple[Split, Optional[Split]]:
+        """(the images training fitted on, the ones it held out for model selection), as the card says training
+        split them; without a card, the whole training split and None."""
         dataset = self._recorded
         if dataset.val is not None:
-            split = dataset.val
-        else:
-            card = self._card()
-            fraction = card.val_fraction or 0.1
-            _, hold = stratified_holdout(dataset.train.y, fraction, card.seed)
-            split = dataset.train.take(hold)
-        return self._ready(split, f"{self._described} held-out validation images ({len(split)})")
+            return dataset.train, dataset.val
+        if self.card is None:
+            return dataset.train, None
+        keep, hold = stratified_holdout(dataset.train.y, self.card.val_fraction or 0.1, self.card.seed)
+        return dataset.train.take(keep), dataset.train.take(hold)
 
     def _ready(self, split: Split, description: str) -> Images:
         """Raw pixels through the declared pipeline (a split read through it already keeps its own stats)."""
@@ -124,9 +132,13 @@ class DataPlan:
 
     def _card(self) -> ModelCard:
         if self.card is None:
-            raise DataError("no model card says which data this model was trained on; give --data folder/ "
-                            "(one sub-folder per class)")
+            raise self._no_card()
         return self.card
+
+    @staticmethod
+    def _no_card() -> DataError:
+        return DataError("no model card says which data this model was trained on; give --data folder/ "
+                         "(one sub-folder per class)")
 
     @property
     def _described(self) -> str:
@@ -203,7 +215,8 @@ def _reference(card: ModelCard, data_dir: Optional[config.PathLike]) -> Dataset:
 
 
 def _recorded_folder(card: ModelCard, record: DataRecord, pipeline: Pipeline) -> Dataset:
-    """The user's folder split as training split it: test = the recorded files, train = every other image."""
+    """The user's folder split as training split it: test and validation = the recorded files, train = every
+    other image (a card without validation files: training's seed picks them from train)."""
     from .folders import class_files, read_labelled_images
 
     root = Path(record.path)
@@ -211,15 +224,17 @@ def _recorded_folder(card: ModelCard, record: DataRecord, pipeline: Pipeline) ->
         raise DataError(f"model {card.name!r} was trained on {root}, which is gone; give --data folder/ "
                         "(one sub-folder per class) to use another labelled folder")
     classes = list(card.classes)
-    listed = [(classes.index(c), root / rel) for c, files in record.test_files.items() for rel in files]
-    missing = [p for _, p in listed if not p.is_file()]
+    listed, val_listed = ([(classes.index(c), root / rel) for c, files in recorded.items() for rel in files]
+                          for recorded in (record.test_files, record.val_files))
+    missing = [p for _, p in listed + val_listed if not p.is_file()]
     if missing:
-        raise DataError(f"{root}: {len(missing)} of the {len(listed)} held-out test images recorded in model "
-                        f"{card.name!r}'s card are gone (first: {missing[0]}); give --data folder/ to evaluate "
-                        "on another labelled folder")
-    test_files = {p for _, p in listed}
+        what = "held-out test and validation images" if val_listed else "held-out test images"
+        raise DataError(f"{root}: {len(missing)} of the {len(listed) + len(val_listed)} {what} recorded in model "
+                        f"{card.name!r}'s card are gone (first: {missing[0]}); give --data folder/ to evaluate on "
+                        "another labelled folder")
+    held_out = {p for _, p in listed + val_listed}
     train_root = root / "train" if (root / "train").is_dir() and (root / "test").is_dir() else root
-    train_listed = [(label, f) for label, f in class_files(train_root, classes) if f not in test_files]
+    train_listed = [(label, f) for label, f in class_files(train_root, classes) if f not in held_out]
 
     def read(where: Path, files: list[tuple[int, Path]]) -> Split:
         skipped: list[str] = []
@@ -230,20 +245,28 @@ def _recorded_folder(card: ModelCard, record: DataRecord, pipeline: Pipeline) ->
         return split
 
     return Dataset(name=card.dataset, classes=tuple(classes), input_spec=card.input_spec,
-                   train=read(train_root, train_listed), test=read(root, listed), source=str(root))
+                   train=read(train_root, train_listed), test=read(root, listed),
+                   val=read(root, val_listed) if val_listed else None, source=str(root))
 
 
-def data_record(dataset: Dataset, val_fraction: float) -> DataRecord:
-    """What a model card stores about its training data (see the module docstring)."""
+def data_record(dataset: Dataset, val_fraction: float, val: Optional[Split] = None) -> DataRecord:
+    """What a model card stores about its training data (see the module docstring); `val`: the images training
+    held out for model selection (a folder's carry their file names)."""
     from .catalog import DATASETS
 
     if dataset.test_files is None and dataset.name in DATASETS:
         return DataRecord("dataset", name=dataset.name)
-    test: dict[str, list[str]] = {c: [] for c in dataset.classes}
-    for label, rel in zip(dataset.test.y.tolist(), dataset.test_files or []):
-        test[dataset.classes[label]].append(rel)
+
+    def by_class(labels: np.ndarray, files: list[str]) -> dict[str, tuple[str, ...]]:
+        grouped: dict[str, list[str]] = {c: [] for c in dataset.classes}
+        for label, rel in zip(labels.tolist(), files):
+            grouped[dataset.classes[label]].append(rel)
+        return {c: tuple(f) for c, f in grouped.items()}
+
+    held = by_class(val.y, val.files) if val is not None and val.files is not None else {}
     return DataRecord("folder", path=str(Path(dataset.source).resolve()), classes=tuple(dataset.classes),
-                      val_fraction=val_fraction, test_files={c: tuple(f) for c, f in test.items()})
+                      val_fraction=val_fraction, test_files=by_class(dataset.test.y, dataset.test_files or []),
+                      val_files=held)
 
 
 def portable_source(dataset: Dataset) -> str:

@@ -16,6 +16,7 @@ class Split:
     x: np.ndarray  # uint8, (N, H, W, C), raw pixels
     y: np.ndarray  # int64, (N,)
     stats: Optional[dict[str, np.ndarray]] = None  # what declared preprocessing measured per image, if it ran
+    files: Optional[list[str]] = None  # a folder's images: each one's path relative to the folder
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
@@ -26,7 +27,7 @@ class Split:
 
     def take(self, index: np.ndarray) -> "Split":
         stats = None if self.stats is None else {k: v[index] for k, v in self.stats.items()}
-        return Split(self.x[index], self.y[index], stats)
+        return Split(self.x[index], self.y[index], stats, None if self.files is None else [self.files[i] for i in index])
 
 
 @dataclass
@@ -80,4 +81,4 @@ def preprocess_split(split: Split, spec: InputSpec, pipeline: Pipeline) -> Split
     the pipeline already (data.folders with `pipeline=`: it carries the pipeline's stats) stays as it is."""
     if not pipeline.declared or len(split) == 0 or split.stats is not None:
         return split
-    return Split(pipeline(split.x, (spec.height, spec.width)), split.y)
+    return Split(pipeline(split.x, (spec.height, spec.width)), split.y, files=split.files)

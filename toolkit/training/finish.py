@@ -55,7 +55,7 @@ def finish_training(spec: ModelSpec, dataset: Dataset, model: Any, folder: Model
     report = classification_report(test_split.y, probs.argmax(axis=1), dataset.classes)
     val_acc = float((keras_probabilities(shipped, val_split.x).argmax(axis=1) == val_split.y).mean())
     save_keras_atomic(shipped, folder.keras_path)
-    card = build_card(spec, dataset, shipped, report, val_acc, history, best_epoch, facts, len(val_split))
+    card = build_card(spec, dataset, shipped, report, val_acc, history, best_epoch, facts, val_split)
     wall = round(facts.prior_wall + time.perf_counter() - facts.started, 1)
     card = card.with_updates(sha256=sha256_file(folder.keras_path), transfer=transfer,
                              training={**card.training, **facts.training, "wall_seconds": wall})
@@ -77,7 +77,7 @@ def _fonts_used(spec: ModelSpec) -> dict[str, Any]:
 
 
 def build_card(spec: ModelSpec, dataset: Dataset, model: Any, report: dict[str, Any], val_acc: float,
-               history: dict[str, list[float]], best_epoch: int, facts: TrainFacts, val_n: int) -> ModelCard:
+               history: dict[str, list[float]], best_epoch: int, facts: TrainFacts, val_split: Split) -> ModelCard:
     import keras
     import tensorflow as tf
 
@@ -87,7 +87,7 @@ def build_card(spec: ModelSpec, dataset: Dataset, model: Any, report: dict[str, 
 
     info = DATASETS.get(dataset.name)
     cfg = spec.train
-    record = data_record(dataset, cfg.val_fraction)
+    record = data_record(dataset, cfg.val_fraction, val_split)
     return ModelCard(
         name=spec.name, role=spec.role, architecture=spec.summary, dataset=dataset.name,
         dataset_source=portable_source(dataset),
@@ -98,7 +98,7 @@ def build_card(spec: ModelSpec, dataset: Dataset, model: Any, report: dict[str, 
         preprocess=tuple(spec.preprocess), unsure_statistic=spec.unsure_statistic,
         **model_stats(model),
         test=TestResult(split=info.test_split_note if info else "held-out test split", **report),
-        validation={"accuracy": val_acc, "num_samples": val_n},
+        validation={"accuracy": val_acc, "num_samples": len(val_split)},
         training={
             "seed": facts.seed, "epochs_planned": facts.epochs, "epochs_run": len(history["val_accuracy"]),
             "best_epoch": best_epoch + 1, "train_samples": facts.train_n,
