@@ -170,7 +170,7 @@ def test_a_folder_model_keeps_its_splits_apart_in_every_job(tmp_path, monkeypatc
     job, _ = prepare_job("digits", variants=("fp32", "int8"), workspace=workspace)
     assert digests(job.eval_data.x) == spy.test
     assert_within(digests(job.calib_pixels), spy.fitted, "calibration images were not fitted on")
-    assert digests(job.unsure_pixels) == spy.held
+    assert digests(job.unsure.pixels) == spy.held
 
     # images added to the folder later (sorted in among the others) move neither the test nor the held-out split
     added = set()
