@@ -32,7 +32,7 @@ IN_PROCESS = r"""
 import sys, time, numpy as np
 from edgecls.runtime import Classifier
 x = np.load(sys.argv[1])
-clf = Classifier("mnist", variant="int8", device="cpu", workspace=sys.argv[2])
+clf = Classifier("mnist", variant="int8", device="cpu")  # the workspace: from the environment
 batch = x[:256]
 for _ in range(30): clf.run(batch)
 rates = []
@@ -94,10 +94,12 @@ def main() -> None:
             for name, (python, artifacts) in installs.items():
                 out = Path(tmp, f"{name}-{r}.csv")
                 edgecls = [str(python), "-m", "edgecls", "infer", str(folder), "--int8", "-o", str(out)]
-                wall, cpu = timed(edgecls, {**env, "EDGECLS_WORKSPACE": str(artifacts)})
+                # both names of the workspace variable: older installs read EDGECLS_ARTIFACTS
+                where = {**env, "EDGECLS_WORKSPACE": str(artifacts), "EDGECLS_ARTIFACTS": str(artifacts)}
+                wall, cpu = timed(edgecls, where)
                 folder_s[name].append(wall)
                 folder_cpu[name].append(cpu)
-                rate, lat = subprocess.run([str(python), "-c", IN_PROCESS, str(npy), str(artifacts)], env=env,
+                rate, lat = subprocess.run([str(python), "-c", IN_PROCESS, str(npy)], env=where,
                                            capture_output=True, text=True, check=True).stdout.split()
                 run_rate[name].append(float(rate))
                 one_lat[name].append(float(lat))
