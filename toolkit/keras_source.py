@@ -10,6 +10,7 @@ from typing import Optional
 from .card import ModelCard, read_card
 from .errors import ModelNotFoundError
 from .runtime.store import ModelFolder, ModelRef, PathLike, locate, looks_like_path, model_folder, not_found_message
+from .runtime.variants import LOADABLE
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class KerasSource:
         """Where each exported variant lives: in the output folder when exported there, else beside the model."""
         mine, beside = ModelFolder(self.name, self.output_dir), self.ref.folder
         return {v: mine.variant_path(v) if mine.variant_path(v).is_file() or mine == beside else
-                beside.variant_path(v) for v in ("fp32", "int8", "fp16")}
+                beside.variant_path(v) for v in LOADABLE}
 
 
 def resolve_source(target: PathLike, workspace: Optional[PathLike] = None) -> KerasSource:
