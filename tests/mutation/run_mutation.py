@@ -32,6 +32,8 @@ BIN = Path(sys.executable).parent
 # module (repo path) -> the fast tests that guard it
 MODULES = {
     "exporters/validate.py": ["tests/unit/test_validate_unit.py"],
+    "exporters/gates.py": ["tests/unit/test_validate_unit.py"],
+    "exporters/stats.py": ["tests/unit/test_validate_unit.py"],
     "runtime/atomic.py": ["tests/unit/test_atomic_unit.py"],
     "runtime/outputs.py": ["tests/unit/test_outputs_unit.py"],
     "runtime/files.py": ["tests/unit/test_files_unit.py"],
@@ -42,7 +44,8 @@ MODULES = {
     "runtime/onnx_props.py": ["tests/unit/test_onnx_props_unit.py", "tests/unit/test_store_unit.py"],
     "toolkit/card.py": ["tests/unit/test_card_unit.py"],
     "toolkit/data/plan.py": ["tests/unit/test_plan_unit.py"],
-    "runtime/engine.py": ["tests/unit/test_engine_plan_unit.py", "tests/test_batch1_binding.py",
+    "runtime/engine.py": ["tests/unit/test_engine_plan_unit.py", "tests/unit/test_engine_runners_unit.py",
+                          "tests/test_batch1_binding.py",
                           "tests/test_sharded_batches.py"],
 }
 EXCLUDED_OPERATORS = [r"core/ReplaceBinaryOperator_.*_(BitOr|BitAnd|BitXor|LShift|RShift)$"]
