@@ -17,7 +17,7 @@ from edgecls.runtime.engine import (CPU, MIN_PER_SHARD, CpuRunner, Engine, Engin
                                     _random_input)
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.store import find_onnx
-from edgecls.runtime.tuning import Decision, Tuner
+from edgecls.runtime.tuning import Decision, Tuner, sub_batch
 
 
 class RecordingSession:
@@ -39,7 +39,7 @@ class RecordingSession:
         batch = feeds["x"]
         with self._lock:
             self.calls.append(len(batch))
-        return [np.stack([batch.reshape(len(batch), -1).sum(1), np.arange(len(batch))], 1).astype(np.float32)]
+        return [np.stack([_sums(batch), np.arange(len(batch))], 1).astype(np.float32)]
 
 
 def _rows(n: int) -> np.ndarray:
@@ -47,7 +47,7 @@ def _rows(n: int) -> np.ndarray:
 
 
 def _sums(x: np.ndarray) -> np.ndarray:
-    return x.reshape(len(x), -1).sum(1)
+    return x.reshape(len(x), int(np.prod(x.shape[1:]))).sum(1)
 
 
 def test_the_plan_as_a_dict_keeps_every_field_and_each_decision():
@@ -134,6 +134,9 @@ def test_from_sixteen_images_per_core_a_batch_is_split_and_below_it_is_one_call(
     assert session.calls == [2 * MIN_PER_SHARD - 1] and shards.calls == []
     assert np.array_equal(runner.run(split, lambda b: b, lambda b: b)[:, 0], _sums(split))
     assert session.calls == [2 * MIN_PER_SHARD - 1] and shards.calls == [MIN_PER_SHARD] * 2
+    bigger = _rows(3 * MIN_PER_SHARD + 1)
+    assert np.array_equal(runner.run(bigger, lambda b: b, lambda b: b)[:, 0], _sums(bigger))
+    assert sorted(shards.calls)[-2:] == [24, 25]
     unsplit, session, _ = _cpu_runner(None, shards=0)
     assert unsplit.run(_rows(100), lambda b: b, lambda b: b).shape == (100, 2) and session.calls == [100]
 
@@ -170,6 +173,7 @@ def _decided(monkeypatch, cores: str, size):
 
     def sub_batch_decide(tuner, path, shape, shards, run_at):
         asked["sub_batch"] = (path, shape, shards)
+        asked["timed"] = [run_at(None).shape, run_at(8).shape]  # the batch its sizes are timed on
         return Decision(size, "measured")
 
     monkeypatch.setattr(engine_module.batch1, "decide", batch1_decide)
@@ -177,18 +181,20 @@ def _decided(monkeypatch, cores: str, size):
     return asked
 
 
-@pytest.mark.parametrize("cores, size", [("all", None), ("one", 32)])
-def test_the_load_builds_the_runner_its_tuned_settings_describe(monkeypatch, mnist, cores, size):
+@pytest.mark.parametrize("cores, size, threads", [("all", None, 2), ("one", 32, 2), ("all", 8, 3)])
+def test_the_load_builds_the_runner_its_tuned_settings_describe(monkeypatch, mnist, cores, size, threads):
     asked = _decided(monkeypatch, cores, size)
     path = _mnist_int8()
-    eng = Engine.load(path, device="cpu", threads=2)
+    eng = Engine.load(path, device="cpu", threads=threads)
     runner = eng.runner
-    assert isinstance(runner, CpuRunner) and runner.sharded.shards == 2 and runner.sharded.sub_batch == size
-    assert asked == {"batch1": (path, 2, (1, 1, 28, 28)), "sub_batch": (path, (1, 28, 28), 2)}
+    assert isinstance(runner, CpuRunner) and runner.sharded.shards == threads and runner.sharded.sub_batch == size
+    timed = (threads * sub_batch.PER_SHARD, 10)
+    assert asked == {"batch1": (path, threads, (1, 1, 28, 28)), "sub_batch": (path, (1, 28, 28), threads),
+                     "timed": [timed, timed]}
     plan = eng.plan
     assert (plan.runner, plan.provider, plan.threads, plan.shards, plan.sharded_from, plan.sub_batch) == \
-           ("cpu", CPU, 2, 2, 2 * MIN_PER_SHARD, size)
-    assert plan.batch1_cores == (2 if cores == "all" else 1)
+           ("cpu", CPU, threads, threads, threads * MIN_PER_SHARD, size)
+    assert plan.batch1_cores == (threads if cores == "all" else 1)
     assert plan.tuning["batch1_cores"].value == cores and plan.tuning["sub_batch"].value == size
     # batch 1 runs on the session the plan names: all cores' session, or the one-thread shard session
     expected = eng.session if cores == "all" else runner.sharded.session()
@@ -235,3 +241,68 @@ def test_a_binary_head_needs_exactly_two_labels(monkeypatch):
     with pytest.raises(EdgeclsError, match=r"mnist\.int8\.onnx: a binary head needs exactly two labels, "
                                            r"metadata has 10"):
         Engine.load(_mnist_int8(), device="cpu", threads=1)
+
+
+def test_an_empty_batch_is_one_session_call_and_leaves_batch_one_bound():
+    bound = FakeBound()
+    runner, session, _ = _cpu_runner(bound)
+    assert runner.run(_rows(0), lambda b: b, lambda b: b).shape == (0, 2) and session.calls == [0]
+    runner.run(_rows(1), lambda b: b, lambda b: b)
+    assert runner.one is bound and len(bound.seen) == 1
+
+
+def test_the_plan_is_a_value():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        EnginePlan("cpu", CPU, 2).threads = 4  # type: ignore[misc]
+
+
+def _binary_head(monkeypatch, labels: tuple[str, ...]) -> None:
+    """mnist's file read as if its metadata declared a binary head with these labels."""
+    from edgecls.runtime import metadata
+
+    real = metadata.ModelInfo.from_metadata
+
+    def binary(meta, source):
+        return dataclasses.replace(real(meta, source), output="binary", labels=labels)
+
+    monkeypatch.setattr(engine_module.ModelInfo, "from_metadata", staticmethod(binary))
+    monkeypatch.setattr(engine_module, "output_width", lambda output, labels: 10)
+
+
+def test_a_binary_head_with_two_labels_loads_and_one_label_does_not(monkeypatch):
+    _binary_head(monkeypatch, ("cat", "dog"))
+    assert Engine.load(_mnist_int8(), device="cpu", threads=1).info.labels == ("cat", "dog")
+    _binary_head(monkeypatch, ("cat",))
+    with pytest.raises(EdgeclsError, match="a binary head needs exactly two labels, metadata has 1"):
+        Engine.load(_mnist_int8(), device="cpu", threads=1)
+
+
+@pytest.mark.parametrize("provider", ["CUDAExecutionProvider", "ACLExecutionProvider"])
+def test_any_provider_but_the_cpu_runs_every_batch_as_one_session_call(monkeypatch, provider):
+    """CUDA and the other providers parallelise inside a call: no bound buffers, no shards, no tuning."""
+    def never(*args):
+        raise AssertionError("nothing is tuned off the CPU")
+
+    monkeypatch.setattr(engine_module, "session_provider", lambda session: provider)
+    monkeypatch.setattr(engine_module.batch1, "decide", never)
+    eng = Engine.load(_mnist_int8(), device="cpu", threads=2)
+    assert type(eng.runner) is SessionRunner and eng.plan == EnginePlan("session", provider, 2)
+    assert eng.run(np.zeros((3, 28, 28, 1), np.uint8)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("spin", [True, False, None])
+def test_shards_run_one_thread_sessions_and_every_session_spins_as_asked(monkeypatch, spin):
+    built = []
+    real = engine_module.create_session
+
+    def recording(path, device, threads, spin_):
+        built.append((device, threads, spin_))
+        return real(path, device, threads, spin_)
+
+    monkeypatch.setattr(engine_module, "create_session", recording)
+    _decided(monkeypatch, "all", None)
+    options = {} if spin is None else {"spin": spin}
+    eng = Engine.load(_mnist_int8(), device="cpu", threads=2, **options)
+    eng.runner.sharded.session()
+    expected = True if spin is None else spin  # idle threads spin by default: the lowest latency
+    assert built == [("cpu", 2, expected), ("cpu", 1, expected)]
