@@ -181,7 +181,8 @@ def _decided(monkeypatch, cores: str, size):
     return asked
 
 
-@pytest.mark.parametrize("cores, size, threads", [("all", None, 2), ("one", 32, 2), ("all", 8, 3)])
+@pytest.mark.parametrize("cores, size, threads", [("all", None, 2), ("one", 32, 2), ("all", 8, 3),
+                                                  ("".join(["a", "ll"]), None, 2)])  # as read from the cache file
 def test_the_load_builds_the_runner_its_tuned_settings_describe(monkeypatch, mnist, cores, size, threads):
     asked = _decided(monkeypatch, cores, size)
     path = _mnist_int8()
@@ -225,6 +226,7 @@ def test_run_takes_pixels_or_the_model_layout_and_refuses_other_shapes(mnist):
     assert np.allclose(eng.run(x.astype(np.float64)), pixels, atol=1e-5)  # any dtype
     assert eng.run(np.zeros((3, 28, 28, 3), np.uint8)) is None
     assert eng.run(np.zeros((3, 3, 28, 28), np.float32)) is None
+    assert eng.run(np.zeros((3, 1, 28, 27), np.float32)) is None and eng.run(np.zeros((3, 28, 27, 1))) is None
     assert eng.width == 10 and eng.spec.shape == (1, 28, 28) and eng.info.labels == tuple(str(i) for i in range(10))
 
 
