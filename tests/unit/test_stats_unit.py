@@ -22,6 +22,7 @@ def test_binomial_tails_at_the_edges_of_p_and_k():
     """p = 0: X is 0 for sure; p = 1: X is n for sure; X >= 0 (or less) is certain at any p."""
     assert at_least(0, 5, 0.0) == 1.0 and at_least(1, 5, 0.0) == 0.0
     assert at_least(5, 5, 1.0) == 1.0 and at_least(3, 5, 1.0) == 1.0 and at_least(0, 5, 1.0) == 1.0
+    assert at_least(300, 300, 1.0) == 1.0  # counts past the small integers Python caches
     assert at_least(0, 5, 0.3) == pytest.approx(1.0) and at_least(-1, 5, 0.3) == pytest.approx(1.0)
     assert at_least(6, 5, 0.3) == 0.0
     assert at_least(1, 5, 0.3) == pytest.approx(1 - 0.7 ** 5) and at_least(5, 5, 0.3) == pytest.approx(0.3 ** 5)
