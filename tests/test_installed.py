@@ -1,5 +1,6 @@
 """edgecls as users get it: the wheel built from this checkout, installed into a fresh virtual environment and
-used from a folder outside the checkout. First with the runtime extras only (cpu, serve), then with train."""
+used from a folder outside the checkout: with the runtime extras only (cpu, serve), and in another venv with
+train as well."""
 
 from __future__ import annotations
 
@@ -33,19 +34,31 @@ def dist(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def env(dist, tmp_path_factory) -> dict:
-    """A fresh venv with the wheel and its runtime extras, and a user's empty project folder outside the checkout."""
+def _fresh_env(dist: Path, tmp_path_factory, extras: str) -> dict:
+    """A fresh venv with the wheel and `extras`, and a user's empty project folder outside the checkout."""
     root = tmp_path_factory.mktemp("user")
     venv.create(root / "venv", with_pip=True)
     python = root / "venv" / "bin" / "python"
     wheel = next(dist.glob("edgecls-*.whl"))
-    _pip(python, "install", f"{wheel}[cpu,serve]")
+    _pip(python, "install", f"{wheel}[{extras}]")
     project = root / "project"
     project.mkdir()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("EDGECLS_", "PYTHON", "VIRTUAL_ENV"))}
     environ.update(EDGECLS_CACHE_DIR=str(root / "cache"), HOME=str(root), PATH=f"{python.parent}:{environ['PATH']}")
     return {"python": python, "edgecls": python.parent / "edgecls", "cwd": project, "env": environ, "wheel": wheel}
+
+
+@pytest.fixture(scope="module")
+def env(dist, tmp_path_factory) -> dict:
+    """The runtime extras only (cpu, serve): what an app that embeds edgecls installs."""
+    return _fresh_env(dist, tmp_path_factory, "cpu,serve")
+
+
+@pytest.fixture(scope="module")
+def train_env(dist, tmp_path_factory) -> dict:
+    """With the train extra as well, in a venv of its own: the runtime-only one must stay runtime-only whatever
+    order the tests run in."""
+    return _fresh_env(dist, tmp_path_factory, "cpu,serve,train")
 
 
 def _pip(python: Path, *args: str) -> None:
@@ -147,9 +160,10 @@ def test_commands_that_need_another_extra_say_which(env, args):
     assert len(lines) == 1 and " needs " in lines[0] and "pip install 'edgecls[" in lines[0], proc.stderr
 
 
-def test_with_the_train_extra_a_shipped_model_exports_into_the_workspace(env):
-    _pip(env["python"], "install", f"{env['wheel']}[cpu,serve,train]")
+def test_with_the_train_extra_a_shipped_model_exports_into_the_workspace(train_env):
     from edgecls import config
+
+    env = train_env
 
     proc = _run(env, "export", "mnist", "--int8", "--eval-limit", "500", "--data-dir", str(config.data_dir()),
                 timeout=900)
