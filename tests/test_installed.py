@@ -45,7 +45,7 @@ def _fresh_env(dist: Path, tmp_path_factory, extras: str) -> dict:
     project.mkdir()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("EDGECLS_", "PYTHON", "VIRTUAL_ENV"))}
     environ.update(EDGECLS_CACHE_DIR=str(root / "cache"), HOME=str(root), PATH=f"{python.parent}:{environ['PATH']}")
-    return {"python": python, "edgecls": python.parent / "edgecls", "cwd": project, "env": environ, "wheel": wheel}
+    return {"python": python, "edgecls": python.parent / "edgecls", "cwd": project, "env": environ}
 
 
 @pytest.fixture(scope="module")
@@ -163,10 +163,8 @@ def test_commands_that_need_another_extra_say_which(env, args):
 def test_with_the_train_extra_a_shipped_model_exports_into_the_workspace(train_env):
     from edgecls import config
 
-    env = train_env
-
-    proc = _run(env, "export", "mnist", "--int8", "--eval-limit", "500", "--data-dir", str(config.data_dir()),
+    proc = _run(train_env, "export", "mnist", "--int8", "--eval-limit", "500", "--data-dir", str(config.data_dir()),
                 timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    written = env["cwd"] / "workspace" / "mnist"
+    written = train_env["cwd"] / "workspace" / "mnist"
     assert (written / "mnist.onnx").is_file() and (written / "mnist.int8.onnx").is_file()

@@ -231,15 +231,7 @@ def test_run_takes_pixels_or_the_model_layout_and_refuses_other_shapes(mnist):
 
 
 def test_a_binary_head_needs_exactly_two_labels(monkeypatch):
-    from edgecls.runtime import metadata
-
-    real = metadata.ModelInfo.from_metadata
-
-    def binary_with_ten_labels(meta, source):
-        return dataclasses.replace(real(meta, source), output="binary")
-
-    monkeypatch.setattr(engine_module.ModelInfo, "from_metadata", staticmethod(binary_with_ten_labels))
-    monkeypatch.setattr(engine_module, "output_width", lambda output, labels: 10)
+    _binary_head(monkeypatch, tuple(str(d) for d in range(10)))
     with pytest.raises(EdgeclsError, match=r"mnist\.int8\.onnx: a binary head needs exactly two labels, "
                                            r"metadata has 10"):
         Engine.load(_mnist_int8(), device="cpu", threads=1)

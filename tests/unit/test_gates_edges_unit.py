@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgecls.exporters.gates import ERROR_QUANTILE, Gates, compare, judge
+from gate_scores import flipping
 
 DEFAULT = Gates()
 
@@ -36,14 +37,9 @@ def test_each_family_measures_its_output_error_as_its_gate_reads_it():
 
 
 def _decisive_flips(n: int, flips: int, labelled: bool, downward: bool = False):
-    """Every image off by 0.008 (the output error); `flips` of n change their answer with a small move where the
-    reference's top-two margin (0.01) exceeds that error, so each is decisive."""
-    ref = np.tile([0.9, 0.05, 0.05], (n, 1))
-    probs = ref + np.array([0.0, 0.008, 0.0])
-    before, after = [0.405, 0.395, 0.2], [0.39995, 0.40005, 0.2]
-    if downward:
-        before, after = before[1::-1] + [0.2], after[1::-1] + [0.2]
-    ref[:flips], probs[:flips] = before, after
+    """Every image off by 0.008 (the output error); `flips` of n change their answer where the reference's
+    top-two margin (0.01) exceeds that error, so each is decisive."""
+    ref, probs = flipping(n, near_ties=0, decisive=flips, downward=downward)
     return compare(ref, probs, ref.argmax(1) if labelled else None)
 
 
@@ -120,10 +116,7 @@ def test_the_output_error_message_names_its_statistic(quantile, words):
 
 def test_the_near_tie_note_counts_only_the_near_ties():
     """3 near ties and 2 decisive flips: the note says 3; with only decisive flips (even hundreds) no note."""
-    ref = np.tile([0.9, 0.05, 0.05], (1000, 1))
-    probs = ref + np.array([0.0, 0.008, 0.0])
-    ref[:3], probs[:3] = [0.402, 0.398, 0.2], [0.398, 0.402, 0.2]
-    ref[3:5], probs[3:5] = [0.405, 0.395, 0.2], [0.39995, 0.40005, 0.2]
+    ref, probs = flipping(1000, near_ties=3, decisive=2)
     verdict = judge("int8", compare(ref, probs, None), DEFAULT)
     assert [n for n in verdict.notes if "near-tie" in n] == [
         "3 near-tie flip(s) of 1000 not counted (the reference's top-two margin within the output error 0.008)"]

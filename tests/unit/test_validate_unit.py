@@ -12,15 +12,9 @@ import pytest
 
 from edgecls.exporters.gates import Gates, compare, gate_failures, judge
 from edgecls.exporters.stats import clopper_pearson, paired_drop, resolvable_drop_pts
+from gate_scores import flipping, noisy, one_hot
 
 DEFAULT = Gates()
-
-
-def _one_hot(classes: np.ndarray, k: int = 3, high: float = 0.9) -> np.ndarray:
-    """Confident scores: `high` on the given class, the rest shared by the others."""
-    probs = np.full((len(classes), k), (1 - high) / (k - 1))
-    probs[np.arange(len(classes)), classes] = high
-    return probs
 
 
 def _labelled(n: int, keras_wrong: int, variant_wrong: int):
@@ -30,7 +24,7 @@ def _labelled(n: int, keras_wrong: int, variant_wrong: int):
     keras_pred[:keras_wrong] = (labels[:keras_wrong] + 1) % 3
     variant_pred = labels.copy()
     variant_pred[:variant_wrong] = (labels[:variant_wrong] + 1) % 3
-    return _one_hot(keras_pred), _one_hot(variant_pred), labels
+    return one_hot(keras_pred), one_hot(variant_pred), labels
 
 
 def _gates_of(failures) -> list[str]:
@@ -103,7 +97,7 @@ def test_paired_drop_interval_contains_the_drop_and_has_the_right_sign():
 # --- compare ----------------------------------------------------------------------------------------
 
 def test_compare_measures_differences_output_error_and_flips():
-    ref = _one_hot(np.array([0, 1, 2, 0]))
+    ref = one_hot(np.array([0, 1, 2, 0]))
     probs = ref.copy()
     probs[1] = [0.05, 0.35, 0.6]  # sample 1: top-1 flips from class 1 to 2; |diff| 0.55 on two cells
     result = compare(ref, probs, None, error_quantile=1.0)
@@ -123,7 +117,7 @@ def test_compare_scores_accuracy_and_the_paired_drop_with_sign():
 
 
 def test_compare_accepts_float32_and_reports_python_floats():
-    ref = _one_hot(np.array([0, 1])).astype(np.float32)
+    ref = one_hot(np.array([0, 1])).astype(np.float32)
     result = compare(ref, ref + np.float32(1e-6), np.array([0, 1]))
     assert all(type(result[k]) is float for k in ("top1_agreement", "max_abs_diff", "mean_abs_diff", "accuracy",
                                                    "output_error"))
@@ -150,7 +144,7 @@ def _fp32(ref, probs, labels=None, gates=DEFAULT):
 
 
 def _fp32_pair(diff: float, n: int = 50):
-    ref = _one_hot(np.arange(n) % 3)
+    ref = one_hot(np.arange(n) % 3)
     probs = ref.copy()
     probs[7, 0] += diff  # one cell of one sample moves; the top-1 stays
     return ref, probs
@@ -178,7 +172,7 @@ def test_fp32_gate_uses_the_max_not_the_mean():
 
 def test_fp32_does_not_count_a_near_tie_within_its_error():
     """A flip between two classes closer than the measured difference is a tie the rounding decides."""
-    ref = _one_hot(np.arange(1000) % 3)
+    ref = one_hot(np.arange(1000) % 3)
     probs = ref.copy()
     ref[5] = [0.50004, 0.49996, 0.0]
     probs[5] = [0.49996, 0.50004, 0.0]  # margin 8e-5, |diff| 8e-5: a tie
@@ -190,7 +184,7 @@ def test_fp32_does_not_count_a_near_tie_within_its_error():
 
 
 def test_fp32_fails_on_a_flip_beyond_its_error_even_when_differences_are_tiny():
-    ref = _one_hot(np.arange(1000) % 3)
+    ref = one_hot(np.arange(1000) % 3)
     probs = ref.copy()
     ref[5] = [0.50005, 0.49995, 0.0]  # margin 1e-4
     probs[5] = [0.49999, 0.50001, 0.0]  # |diff| 6e-5 < 1e-4: within max diff, but the answer changed
@@ -218,25 +212,17 @@ def test_fp32_with_a_looser_gate():
 
 # --- output error (fp16, int8) -------------------------------------------------------------------------
 
-def _noisy(n: int, error: float, seed: int = 0):
-    """Scores with a margin of 0.8 everywhere and every image's largest difference exactly `error`."""
-    ref = _one_hot(np.arange(n) % 3)
-    probs = ref.copy()
-    probs[np.arange(n), (np.arange(n) + 1) % 3] += error
-    return ref, probs
-
-
 @pytest.mark.parametrize("variant, limit", [("int8", 0.1), ("fp16", 0.01)])
 def test_output_error_at_the_limit_passes_and_just_above_fails(variant, limit):
-    assert gate_failures(variant, compare(*_noisy(200, limit * 0.999), None), DEFAULT) == []
-    failures = gate_failures(variant, compare(*_noisy(200, limit * 1.01), None), DEFAULT)
+    assert gate_failures(variant, compare(*noisy(200, limit * 0.999), None), DEFAULT) == []
+    failures = gate_failures(variant, compare(*noisy(200, limit * 1.01), None), DEFAULT)
     assert failures == [f"output error {limit * 1.01:.3g} > {limit:g} on 200 images (99th percentile of each image's "
                         "largest score difference)"]
 
 
 def test_output_error_is_the_99th_percentile_not_the_max():
     """One image of 200 far off does not set the output error; three do."""
-    ref, probs = _noisy(200, 0.001)
+    ref, probs = noisy(200, 0.001)
     probs[0, 1] += 0.5
     assert compare(ref, probs, None)["output_error"] < 0.01 and gate_failures("int8", compare(ref, probs, None),
                                                                               DEFAULT) == []
@@ -246,22 +232,8 @@ def test_output_error_is_the_99th_percentile_not_the_max():
 
 # --- flips and agreement (fp16, int8) ---------------------------------------------------------------------
 
-def _flipping(n: int, near_ties: int, decisive: int, error: float = 0.008):
-    """Every image off by `error` (the output error); `near_ties` flips where the reference's top-two margin
-    (0.004) is below it, and `decisive` flips where the margin (0.01) is above it, the variant moving both scores
-    by just over half the margin to swap them."""
-    ref, probs = _noisy(n, error)
-    for i in range(near_ties):
-        ref[i] = [0.402, 0.398, 0.2]
-        probs[i] = [0.398, 0.402, 0.2]
-    for i in range(near_ties, near_ties + decisive):
-        ref[i] = [0.405, 0.395, 0.2]
-        probs[i] = [0.39995, 0.40005, 0.2]
-    return ref, probs
-
-
 def test_near_ties_are_not_counted_and_the_note_says_how_many():
-    ref, probs = _flipping(100, near_ties=5, decisive=0)
+    ref, probs = flipping(100, near_ties=5, decisive=0)
     result = compare(ref, probs, None)
     assert result["top1_agreement"] == 0.95 and result["decisive_flips"] == 0
     verdict = judge("fp16", result, DEFAULT)
@@ -272,14 +244,14 @@ def test_near_ties_are_not_counted_and_the_note_says_how_many():
 
 @pytest.mark.parametrize("variant", ["int8", "fp16"])
 def test_unlabelled_decisive_agreement_at_the_limit_passes(variant):
-    ref, probs = _flipping(100, near_ties=0, decisive=1)  # 99 of 100 keep their answer: exactly 99%
+    ref, probs = flipping(100, near_ties=0, decisive=1)  # 99 of 100 keep their answer: exactly 99%
     assert compare(ref, probs, None)["decisive_flips"] == 1
     assert gate_failures(variant, compare(ref, probs, None), DEFAULT) == []
 
 
 @pytest.mark.parametrize("variant", ["int8", "fp16"])
 def test_unlabelled_decisive_agreement_just_outside_fails(variant):
-    ref, probs = _flipping(1000, near_ties=3, decisive=11)  # 98.9% decisive agreement (3 ties not counted)
+    ref, probs = flipping(1000, near_ties=3, decisive=11)  # 98.9% decisive agreement (3 ties not counted)
     assert gate_failures(variant, compare(ref, probs, None), DEFAULT) == [
         "top-1 agreement 98.90% < 99.00% on 1000 images (11 flip(s) where the reference's top-two margin exceeds "
         "the output error 0.008; no labels to score accuracy)"]
@@ -289,7 +261,7 @@ def test_labelled_int8_agreement_edge():
     """Labelled: int8 must keep 93% of its decisive answers (the accuracy gate judges the rest)."""
     labels = np.arange(1000) % 3
     for decisive, failing in ((70, False), (71, True)):
-        ref, probs = _flipping(1000, near_ties=0, decisive=decisive)
+        ref, probs = flipping(1000, near_ties=0, decisive=decisive)
         failures = judge("int8", compare(ref, probs, labels), DEFAULT).failures
         assert ("agreement" in _gates_of(failures)) is failing
 
