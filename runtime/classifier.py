@@ -90,8 +90,8 @@ class Classifier:
 
     def predict(self, sources: Union[ImageSource, Sequence[ImageSource]], top_k: int = 1) -> list[Prediction]:
         """Paths, bytes, PIL images or arrays -> one Prediction each (a single source gives a list of one)."""
-        if isinstance(sources, (str, os.PathLike, bytes, bytearray)) or not isinstance(sources, Iterable) or (
-                isinstance(sources, np.ndarray) and sources.ndim <= 3):
+        if type(sources) is not list and (isinstance(sources, (str, os.PathLike, bytes, bytearray)) or not isinstance(
+                sources, Iterable) or (isinstance(sources, np.ndarray) and sources.ndim <= 3)):
             sources = [sources]  # type: ignore[list-item]
         sources = list(sources)  # type: ignore[arg-type]
         if not sources:

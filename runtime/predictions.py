@@ -39,13 +39,13 @@ class Decoder:
                  stats: Optional[Mapping[str, np.ndarray]] = None,
                  threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
         labels, k = self.labels, cap_top_k(top_k, self.labels)
-        unsure = self.unsure.flags(probabilities, pixels, stats).tolist() if self.unsure else \
+        best_score = probabilities.max(axis=1)  # argmax picks a column holding the maximum
+        unsure = self.unsure.flags(probabilities, pixels, stats, best_score).tolist() if self.unsure else \
             [False] * len(probabilities)
         if k == 1 and not self.multilabel:  # the common case, vectorised: once per image in folder inference
             best = probabilities.argmax(axis=1).tolist()
-            scores = probabilities[np.arange(len(best)), best].tolist()
             return [Prediction(labels[i], i, s, ((labels[i], s),), row, u, (labels[i],))
-                    for i, s, row, u in zip(best, scores, probabilities, unsure)]
+                    for i, s, row, u in zip(best, best_score.tolist(), probabilities, unsure)]
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
         out = []
         for row, best, u in zip(probabilities, order.tolist(), unsure):

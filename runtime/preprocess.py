@@ -238,6 +238,8 @@ def prepare_with_stats(images: Sequence[np.ndarray], spec: InputSpec, pipeline: 
     Same-sized images run through the pipeline together, so a folder of equal-sized files costs a few
     vectorised numpy passes per batch."""
     shape = (spec.height, spec.width)
+    if len(images) == 1:  # one image (a predict call): a view, never written into (steps copy before changing)
+        return pipeline.apply(images[0][None], shape)
     first = images[0].shape if len(images) else None
     if first is not None and all(image.shape == first for image in images):  # one size (a folder of scans)
         return pipeline.apply(np.stack(images), shape)

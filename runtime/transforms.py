@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -36,14 +37,23 @@ class Work:
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # per-image measurements (the unsure flag's input check)
     _edges: tuple = field(default=(None, None, None), repr=False)  # (array, border, background) last measured
     _region: tuple = field(default=(None, None, None), repr=False)  # (box, rows, columns) last computed
+    _frame: np.ndarray | None = field(default=None, repr=False)  # the whole-frame box `of` made
 
     @classmethod
     def of(cls, pixels: np.ndarray) -> "Work":
         n, h, w = pixels.shape[:3]
-        box = np.array([[0.0, 0.0, h, w]]).repeat(n, axis=0)
+        box = np.zeros((n, 4))
+        box[:, 2:] = h, w
         # uint8 stays uint8 while steps only measure (a quarter of the memory traffic); the first step that
         # changes values works in float32. Steps never write into this array: it may be the caller's.
-        return cls(pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32, copy=False), box)
+        return cls(pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32, copy=False), box, _frame=box)
+
+    def whole(self) -> bool:
+        """Every image's region is still its whole frame (steps replace the box, never write into it)."""
+        if self.box is self._frame:
+            return True
+        h, w = self.pixels.shape[1:3]
+        return bool((self.box == np.array([0.0, 0.0, h, w])).all())
 
     def edges(self, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(border, background) of `array` (the pixels or the output): measured once per array, so steps that
@@ -61,10 +71,13 @@ class Work:
         box, rows, cols = self._region
         if box is not self.box:
             h, w = self.pixels.shape[1:3]
-            ys, xs = np.arange(h) + 0.5, np.arange(w) + 0.5
             box = self.box
-            rows = (ys[None, :] >= box[:, :1]) & (ys[None, :] <= box[:, 2:3])
-            cols = (xs[None, :] >= box[:, 1:2]) & (xs[None, :] <= box[:, 3:4])
+            if h == w:  # both axes in one pass
+                inside = (_centres(h) >= box[:, :2].T[..., None]) & (_centres(h) <= box[:, 2:].T[..., None])
+                rows, cols = inside  # (2, N, H)
+            else:
+                rows = (_centres(h) >= box[:, :1]) & (_centres(h) <= box[:, 2:3])
+                cols = (_centres(w) >= box[:, 1:2]) & (_centres(w) <= box[:, 3:4])
             self._region = (box, rows, cols)
         return rows, cols
 
@@ -99,6 +112,14 @@ def _fraction(v: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
+@lru_cache(maxsize=64)
+def _centres(n: int, dtype: type = np.float64) -> np.ndarray:
+    """Pixel centres 0.5, 1.5, ... n - 0.5 along one axis (read-only: shared by every call)."""
+    centres = np.arange(n, dtype=dtype) + dtype(0.5)
+    centres.flags.writeable = False
+    return centres
+
+
 def _luma(pixels: np.ndarray) -> np.ndarray:
     """(N,H,W) brightness: the grey channel (in its own dtype), or ITU-R 601 luma of RGB (as Pillow's
     convert('L')), float32."""
@@ -119,52 +140,93 @@ def _background(luma: np.ndarray | None, border: np.ndarray | None = None) -> np
     return np.partition(border, k, axis=1)[:, k].astype(np.float32)
 
 
+def _edge_padded(luma: np.ndarray, before: int, after: int) -> np.ndarray:
+    """(N, H, W) with its edge rows and columns repeated `before` / `after` times (np.pad's "edge" mode)."""
+    n, h, w = luma.shape
+    out = np.empty((n, h + before + after, w + before + after), luma.dtype)
+    out[:, before : before + h, before : before + w] = luma
+    out[:, before : before + h, :before] = luma[:, :, :1]
+    out[:, before : before + h, before + w :] = luma[:, :, -1:]
+    out[:, :before] = out[:, before : before + 1]
+    out[:, before + h :] = out[:, before + h - 1 : before + h]
+    return out
+
+
 def _box_blur(luma: np.ndarray, k: int) -> np.ndarray:
     """Mean over k x k windows (same size output), via cumulative sums: vectorised, any k."""
     if k <= 1:
         return luma
     pad = k // 2
-    padded = np.pad(luma, ((0, 0), (pad, k - 1 - pad), (pad, k - 1 - pad)), mode="edge")
-    c = np.cumsum(np.cumsum(padded, axis=1, dtype=np.float64), axis=2)
-    c = np.pad(c, ((0, 0), (1, 0), (1, 0)))
+    padded = _edge_padded(luma, pad, k - 1 - pad)
+    n, ph, pw = padded.shape
+    c = np.zeros((n, ph + 1, pw + 1))  # a zero row and column ahead of the sums
+    np.cumsum(np.cumsum(padded, axis=1, dtype=np.float64), axis=2, out=c[:, 1:, 1:])
     s = c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]
     return (s / (k * k)).astype(np.float32)
 
 
+def _needed(network: tuple[tuple[int, int], ...], result: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """A compare-exchange network (each pair: low slot gets the min, high slot the max) with, per step, whether
+    its min and its max are read later on the way to slot `result`: the others need not be computed."""
+    live, steps = {result}, []
+    for low, high in reversed(network):
+        steps.append((low, high, low in live, high in live))
+        if low in live or high in live:
+            live |= {low, high}
+    return tuple(reversed(steps))
+
+
+# Paeth's median-of-9 sorting network: 19 compare-exchanges leave the median in slot 4.
+_MEDIAN9 = _needed(((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8),
+                    (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2)), result=4)
+
+
+def _median3x3(luma: np.ndarray) -> np.ndarray:
+    """Median of each pixel's 3x3 neighbourhood (edges repeated), exactly, via a sorting network of
+    elementwise min/max: a few dozen whole-image operations instead of a per-pixel sort."""
+    n, h, w = luma.shape
+    padded = _edge_padded(luma, 1, 1)
+    p = [padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]
+    for low, high, want_min, want_max in _MEDIAN9:
+        p[low], p[high] = (np.minimum(p[low], p[high]) if want_min else None,
+                           np.maximum(p[low], p[high]) if want_max else None)
+    return p[4]
+
+
 def _weights(n_out: int, n_in: int, start: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image resampling matrices (N, n_out, n_in) for one axis, and which outputs fall inside the image.
+    """Resampling matrices (S, n_out, n_in) for `start`, `scale` and `offset` of one shape S (N images along one
+    axis, or (2, N) for both axes of square images at once), and which outputs fall inside the image.
 
     Output pixel o (centre o + 0.5) reads input position start + (o + 0.5 - offset) / scale through a
     triangle filter whose support widens when shrinking (antialiasing), as Pillow's BILINEAR does."""
-    centre = (start[:, None] + (np.arange(n_out)[None, :] + 0.5 - offset[:, None]) / scale[:, None]).astype(np.float32)
-    support = np.maximum(1.0, 1.0 / scale).astype(np.float32)[:, None, None]
-    w = np.arange(n_in, dtype=np.float32)[None, None, :] + np.float32(0.5) - centre[:, :, None]  # (N, out, in)
+    centre = (start[..., None] + (_centres(n_out) - offset[..., None]) / scale[..., None]).astype(np.float32)
+    support = np.maximum(1.0, 1.0 / scale).astype(np.float32)[..., None, None]
+    w = _centres(n_in, np.float32) - centre[..., None]  # (..., out, in)
     np.abs(w, out=w)
     w /= support
     np.subtract(1.0, w, out=w)
     np.maximum(w, 0.0, out=w)
-    total = w.sum(axis=2, keepdims=True)
+    total = w.sum(axis=-1, keepdims=True)
     inside = (centre >= 0) & (centre <= n_in) & (total[..., 0] > 0)
     np.divide(w, total, out=w, where=total > 0)
     w *= inside[..., None]
     return w, inside
 
 
-def _resample(work: Work, shape: tuple[int, int], scale_y: np.ndarray, scale_x: np.ndarray,
-              offset_y: np.ndarray, offset_x: np.ndarray, fill: float) -> None:
-    """Map each image's box onto the output: input box start sits at output `offset`, `scale` out px per in px."""
+def _resample(work: Work, shape: tuple[int, int], scale: np.ndarray, offset: np.ndarray, fill: float) -> None:
+    """Map each image's box onto the output: input box start (y, x) sits at output `offset` (N, 2), `scale`
+    (N, 2) out px per in px."""
     px = work.pixels
     n, h, w, c = px.shape
     oh, oww = shape
-    scale_y = np.broadcast_to(np.asarray(scale_y, np.float64), (n,))
-    scale_x = np.broadcast_to(np.asarray(scale_x, np.float64), (n,))
     out = np.empty((n, oh, oww, c), np.float32)
     # Whole-pixel shifts at scale 1 (data-set images, already the right size) are exact copies: gather them.
-    shift_y, shift_x = work.box[:, 0] - offset_y, work.box[:, 1] - offset_x
-    copy = (scale_y == 1) & (scale_x == 1) & (shift_y == np.round(shift_y)) & (shift_x == np.round(shift_x))
+    shift = work.box[:, :2] - offset
+    copy = ((scale == 1) & (shift == shift.round())).all(axis=1)
+    shift_y, shift_x = shift[:, 0], shift[:, 1]
     rest = ~copy
     if (oh, oww) == (h, w):
-        same = copy & (shift_y == 0) & (shift_x == 0)
+        same = copy & ~shift.any(axis=1)
         if same.all():  # a batch already in place (data-set images): one copy, in its own dtype
             work.out = px.copy()
             return
@@ -184,9 +246,12 @@ def _resample(work: Work, shape: tuple[int, int], scale_y: np.ndarray, scale_x: 
         picked[~ok] = fill
         out[copy] = picked
     if rest.any():
-        box = work.box[rest]
-        wy, in_y = _weights(oh, h, box[:, 0], scale_y[rest], offset_y[rest])
-        wx, in_x = _weights(oww, w, box[:, 1], scale_x[rest], offset_x[rest])
+        start, scale, offset = work.box[rest, :2], scale[rest], offset[rest]
+        if (oh, h) == (oww, w):  # both axes in one pass: (2, M, out, in)
+            (wy, wx), (in_y, in_x) = _weights(oh, h, start.T, scale.T, offset.T)
+        else:
+            wy, in_y = _weights(oh, h, start[:, 0], scale[:, 0], offset[:, 0])
+            wx, in_x = _weights(oww, w, start[:, 1], scale[:, 1], offset[:, 1])
         planes = np.moveaxis(px[rest].astype(np.float32, copy=False), 3, 1)  # (M, C, H, W)
         res = np.moveaxis(wy[:, None] @ planes @ np.swapaxes(wx, 1, 2)[:, None], 1, 3)  # (M, oh, ow, C)
         if fill:
@@ -211,10 +276,9 @@ def _shifted(image: np.ndarray, dy: int, dx: int, shape: tuple[int, int], fill: 
     return out
 
 
-def _box_size(work: Work) -> tuple[np.ndarray, np.ndarray]:
-    bh = np.maximum(work.box[:, 2] - work.box[:, 0], 1e-6)
-    bw = np.maximum(work.box[:, 3] - work.box[:, 1], 1e-6)
-    return bh, bw
+def _box_size(work: Work) -> np.ndarray:
+    """(N, 2) height and width of each image's region (never zero)."""
+    return np.maximum(work.box[:, 2:] - work.box[:, :2], 1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- the steps
@@ -230,12 +294,13 @@ def polarity(work: Work, shape: tuple[int, int], background: str) -> None:
     bg = work.edges(work.pixels)[1]
     if background == "dark" and luma.dtype == np.uint8:
         # On a black background (bg 0, and no pixel below 0) no ink can be darker: only the others are looked at.
-        invert = np.zeros(len(luma), bool)
         other = bg != 0
-        if other.any():
-            lo = luma[other].min(axis=(1, 2)).astype(np.float32)
-            hi = luma[other].max(axis=(1, 2)).astype(np.float32)
-            invert[other] = (bg[other] - lo) > (hi - bg[other])
+        if not other.any():
+            return
+        invert = np.zeros(len(luma), bool)
+        lo = luma[other].min(axis=(1, 2)).astype(np.float32)
+        hi = luma[other].max(axis=(1, 2)).astype(np.float32)
+        invert[other] = (bg[other] - lo) > (hi - bg[other])
     else:
         lo, hi = luma.min(axis=(1, 2)).astype(np.float32), luma.max(axis=(1, 2)).astype(np.float32)
         darker_ink = (bg - lo) > (hi - bg)
@@ -260,7 +325,8 @@ def levels(work: Work, shape: tuple[int, int], floor: float, noise: float) -> No
     luma = _luma(src)
     border, bg = work.edges(src)
     top = luma.max(axis=(1, 2))
-    if floor == 0 and not bg.any() and (top == 255).all() and (noise == 0 or border.min() >= 0):
+    if floor == 0 and not bg.any() and (top == 255).all() and (noise == 0 or src.dtype == np.uint8 or
+                                                                border.min() >= 0):
         return  # full range on a black background (data-set images): gain 1, no grain, nothing changes
     span = top.astype(np.float32) - bg
     gain = np.divide(255.0, span, out=np.zeros_like(span), where=span > 8.0)  # < 8 grey levels: nothing there
@@ -306,15 +372,16 @@ def crop_to_content(work: Work, shape: tuple[int, int], threshold: float, margin
     n, h, w = luma.shape
     k = max(1, round(min(h, w) / max(shape)))
     mask = _box_blur(luma, k) >= threshold * 255.0
-    rows, cols = mask.any(axis=2), mask.any(axis=1)
-    has = rows.any(axis=1)
-    y0 = np.argmax(rows, axis=1).astype(np.float64)
-    y1 = h - np.argmax(rows[:, ::-1], axis=1).astype(np.float64)
-    x0 = np.argmax(cols, axis=1).astype(np.float64)
-    x1 = w - np.argmax(cols[:, ::-1], axis=1).astype(np.float64)
-    pad = margin * np.maximum(y1 - y0, x1 - x0)
-    box = np.stack([y0 - pad, x0 - pad, y1 + pad, x1 + pad], axis=1)
-    work.box = np.where(has[:, None], box, work.box)
+    if h == w:  # both axes in one pass
+        lines = np.empty((2, n, h), bool)  # rows, columns holding ink
+        rows, cols = mask.any(axis=2, out=lines[0]), mask.any(axis=1, out=lines[1])
+        first, after = lines.argmax(axis=2).T, h - lines[:, :, ::-1].argmax(axis=2).T
+    else:
+        rows, cols = mask.any(axis=2), mask.any(axis=1)
+        first = np.stack([rows.argmax(axis=1), cols.argmax(axis=1)], axis=1)
+        after = np.array([h, w]) - np.stack([rows[:, ::-1].argmax(axis=1), cols[:, ::-1].argmax(axis=1)], axis=1)
+    pad = margin * (after - first).max(axis=1, keepdims=True)  # (N, 1)
+    work.box = np.where(rows.any(axis=1, keepdims=True), np.concatenate([first - pad, after + pad], axis=1), work.box)
 
 
 @register("measure", statistic=(str, "midtone_fraction", lambda v: v in ("midtone_fraction",), "midtone_fraction"))
@@ -326,8 +393,7 @@ def measure(work: Work, shape: tuple[int, int], statistic: str) -> None:
     luma = _luma(work.pixels)
     n, h, w = luma.shape
     if min(h, w) > 2 * max(shape):
-        padded = np.pad(luma, ((0, 0), (1, 1), (1, 1)), mode="edge")
-        luma = np.median(np.stack([padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]), axis=0)
+        luma = _median3x3(luma)
     in_y, in_x = work.region()
     work.stats[statistic] = midtone_fraction(luma, in_y[:, :, None] & in_x[:, None, :])
 
@@ -341,28 +407,32 @@ def fit(work: Work, shape: tuple[int, int], size: int, center: str, fill: float)
     center="mass" places the ink's centre of mass at the output centre, as MNIST was made; "box" centres
     the region itself (Fashion-MNIST)."""
     oh, ow = shape
-    bh, bw = _box_size(work)
-    scale = min(size, oh, ow) / np.maximum(bh, bw)
-    cy = (work.box[:, 0] + work.box[:, 2]) / 2
-    cx = (work.box[:, 1] + work.box[:, 3]) / 2
+    start = work.box[:, :2]
+    scale = min(size, oh, ow) / _box_size(work).max(axis=1, keepdims=True)  # (N, 1): aspect kept
+    centre = (start + work.box[:, 2:]) / 2  # (N, 2): y, x
     if center == "mass":
-        luma = _luma(work.pixels).astype(np.float32, copy=False)
-        n, h, w = luma.shape
-        ys, xs = np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5
-        in_y, in_x = (m.astype(np.float32) for m in work.region())  # (N, H), (N, W)
-        rows = np.matmul(luma, in_x[:, :, None])[..., 0] * in_y  # (N, H): ink per row inside the region
-        cols = np.matmul(in_y[:, None, :], luma)[:, 0] * in_x  # (N, W)
-        total = rows.sum(axis=1, dtype=np.float64)
-        safe = np.where(total > 0, total, 1.0)
-        cy = np.where(total > 0, (rows @ ys) / safe, cy)
-        cx = np.where(total > 0, (cols @ xs) / safe, cx)
-        target_y, target_x = oh // 2 + 0.5, ow // 2 + 0.5  # the centre pixel, (14, 14) on 28x28 as in MNIST
+        centre = np.where(*_centre_of_mass(work), centre)
+        target = np.array([oh // 2 + 0.5, ow // 2 + 0.5])  # the centre pixel, (14, 14) on 28x28 as in MNIST
     else:
-        target_y, target_x = oh / 2, ow / 2
+        target = np.array([oh / 2, ow / 2])
     # Whole-pixel placement, as MNIST's own centring: a region that needs no scaling is copied exactly.
-    off_y = np.round(target_y - (cy - work.box[:, 0]) * scale)
-    off_x = np.round(target_x - (cx - work.box[:, 1]) * scale)
-    _resample(work, shape, scale, scale, off_y, off_x, fill)
+    offset = (target - (centre - start) * scale).round()
+    _resample(work, shape, scale.repeat(2, axis=1), offset, fill)
+
+
+def _centre_of_mass(work: Work) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 1) whether each region holds any ink, and (N, 2) the ink's centre of mass (y, x) within it."""
+    luma = _luma(work.pixels).astype(np.float32, copy=False)
+    n, h, w = luma.shape
+    in_y, in_x = (m.astype(np.float32) for m in work.region())  # (N, H), (N, W)
+    rows = np.matmul(luma, in_x[:, :, None])[..., 0] * in_y  # (N, H): ink per row inside the region
+    cols = np.matmul(in_y[:, None, :], luma)[:, 0] * in_x  # (N, W)
+    total = rows.sum(axis=1, dtype=np.float64, keepdims=True)
+    inked = total > 0
+    moments = np.empty((2, n), np.float32)
+    np.matmul(rows, _centres(h, np.float32), out=moments[0])
+    np.matmul(cols, _centres(w, np.float32), out=moments[1])
+    return inked, moments.T / np.where(inked, total, 1.0)
 
 
 @register("resize", terminal=True, mode=(str, "stretch", lambda v: v in ("stretch", "letterbox", "center_crop"),
@@ -372,16 +442,14 @@ def resize(work: Work, shape: tuple[int, int], mode: str, fill: float) -> None:
     """Bring the region to the model's size: stretch it, fit it whole with borders (letterbox), or fill
     the output and crop the overflow evenly (center_crop: photos keep their proportions)."""
     oh, ow = shape
-    if work.pixels.shape[1:3] == shape and (work.box == (0.0, 0.0, oh, ow)).all():
+    if work.pixels.shape[1:3] == shape and work.whole():
         work.out = work.pixels.copy()  # already the model's size, whole frame: every mode maps it onto itself
         return
-    bh, bw = _box_size(work)
-    if mode == "stretch":
-        sy, sx = oh / bh, ow / bw
-    else:
-        pick = np.minimum if mode == "letterbox" else np.maximum
-        sy = sx = pick(oh / bh, ow / bw)
-    _resample(work, shape, sy, sx, (oh - bh * sy) / 2, (ow - bw * sx) / 2, fill)
+    size = _box_size(work)
+    scale = np.array(shape, np.float64) / size  # (N, 2): stretch
+    if mode != "stretch":  # one scale for both axes: the whole region fits (letterbox) or the output fills
+        scale = np.repeat((scale.min if mode == "letterbox" else scale.max)(axis=1, keepdims=True), 2, axis=1)
+    _resample(work, shape, scale, (np.array(shape) - size * scale) / 2, fill)
 
 
 # ---------------------------------------------------------------------------------------------- pipeline

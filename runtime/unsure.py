@@ -44,11 +44,11 @@ def is_flat(pixels: np.ndarray) -> np.ndarray:
     The deviation is at least range / sqrt(2 n) (two pixels at the extremes, the rest at the mean), so only
     images whose range is small enough can be flat: the others skip the float pass over their pixels."""
     flat = pixels.reshape(len(pixels), -1)
-    spread = flat.max(axis=1).astype(np.float64) - flat.min(axis=1)
+    maybe = flat.max(axis=1) - flat.min(axis=1).astype(np.float64) < FLAT_STD * math.sqrt(2 * flat.shape[1])
+    if len(maybe) == 1 and not maybe[0] or not maybe.any():
+        return maybe
     out = np.zeros(len(flat), bool)
-    maybe = spread < FLAT_STD * math.sqrt(2 * flat.shape[1])
-    if maybe.any():
-        out[maybe] = flat[maybe].std(axis=1) < FLAT_STD
+    out[maybe] = flat[maybe].std(axis=1) < FLAT_STD
     return out
 
 
@@ -85,11 +85,12 @@ class UnsureRule:
         return {k: v for k, v in asdict(self).items() if v is not None and v != math.inf}
 
     def flags(self, probabilities: np.ndarray, pixels: Optional[np.ndarray] = None,
-              stats: Optional[Mapping[str, np.ndarray]] = None) -> np.ndarray:
+              stats: Optional[Mapping[str, np.ndarray]] = None, top: Optional[np.ndarray] = None) -> np.ndarray:
         """Boolean per image. `stats`: statistics the preprocessing measured on the full-resolution image
         (preferred: thin strokes shrunk to 28x28 turn grey, the original does not); else they are computed
-        on the model-ready `pixels`. Without either only the confidence signal applies."""
-        unsure = probabilities.max(axis=1) < self.min_confidence
+        on the model-ready `pixels`. Without either only the confidence signal applies. `top`: each row's
+        largest probability, when the caller has it already."""
+        unsure = (probabilities.max(axis=1) if top is None else top) < self.min_confidence
         if pixels is not None and len(pixels):
             unsure |= is_flat(pixels)
         if self.statistic is not None:
