@@ -1,6 +1,6 @@
 """Single-image `Classifier.predict([path])`, step by step, for every shipped model.
 
-    python tests/benchmarks/bench_predict.py [--data-dir DIR] [--calls 3000] [--variant auto]
+    python tests/benchmarks/bench_predict.py [--data-dir DIR] [--calls 3000] [--variant auto] [--baseline CHECKOUT]
 
 For one image file per model (an MNIST / Fashion-MNIST test digit as PNG, a CIFAR-10 test JPEG, a FER-2013
 face PNG: what users hand the model), and for mnist also a digit as users photograph it ("mnist-photo": ink on
@@ -15,6 +15,9 @@ taking turns call after call:
 and predict / (decode+run), the cost of everything that is not decoding or the model itself (goal: <= 1.2).
 Steps timed alone run hotter than in sequence (caches and branch predictors stay warm), so the baseline is
 timed as a sequence, like predict; the ratio to the sum of the two alone is printed beside it.
+With --baseline (another edgecls checkout, e.g. a worktree of an earlier commit), that checkout's runtime/ is
+loaded in the same process beside this one's, and `predict` on the same file is timed for both, taking turns,
+with the ratio new/baseline (same labels, scores and unsure flags are checked first).
 Prints the load average before and after. Not a test: nothing is asserted.
 """
 
@@ -95,6 +98,34 @@ def measure(model: str, image: Path, variant: str, calls: int) -> dict[str, floa
     return result
 
 
+def load_baseline_runtime(checkout: Path):
+    """The baseline checkout's runtime package, imported under another name (it imports only itself)."""
+    import importlib.util
+    import sys
+
+    folder = checkout / "runtime"
+    spec = importlib.util.spec_from_file_location("edgecls_baseline_runtime", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare_predict(baseline, model: str, image: Path, variant: str, calls: int) -> tuple[float, float]:
+    """Median `predict([image])` seconds of the baseline's Classifier and this one's, taking turns."""
+    from edgecls.runtime import Classifier
+
+    old = baseline.Classifier(model.split("-")[0], variant=variant, device="cpu")
+    new = Classifier(model.split("-")[0], variant=variant, device="cpu")
+    a, b = old.predict([image])[0], new.predict([image])[0]
+    if (a.label, a.score, a.unsure) != (b.label, b.score, b.unsure):
+        raise SystemExit(f"{model}: the baseline answers {a.label} {a.score} {a.unsure}, this checkout "
+                         f"{b.label} {b.score} {b.unsure}")
+    times = take_steps({"baseline": lambda: old.predict([image]), "new": lambda: new.predict([image])}, calls)
+    return times["baseline"], times["new"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path,
@@ -102,6 +133,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=3000)
     ap.add_argument("--variant", default="auto")
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--baseline", type=Path, help="another edgecls checkout to compare predict against")
     args = ap.parse_args()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     header = f"{'model':12s} {'variant':8s} {'decode':>8s} {'preproc':>8s} {'run':>8s} {'outputs':>8s} " \
@@ -118,6 +150,16 @@ def main() -> None:
             ratio, alone = r["predict"] / r["decode+run"], r["predict"] / (r["decode"] + r["run"])
             print(f"{model:12s} {r['variant']:8s} {r['decode']:8.1f} {r['preprocess']:8.1f} {r['run']:8.1f} "
                   f"{r['outputs']:8.1f} {r['decode+run']:8.1f} {r['predict']:8.1f} {ratio:21.2f} {alone:26.2f}")
+        if args.baseline:
+            baseline = load_baseline_runtime(args.baseline.resolve())
+            print(f"\npredict, {args.baseline} vs this checkout, in one process, taking turns (us, medians)")
+            for model in args.models.split(","):
+                try:
+                    image = sample_image(model, args.data_dir, Path(tmp))
+                except FileNotFoundError:
+                    continue
+                old, new = compare_predict(baseline, model, image, args.variant, args.calls)
+                print(f"{model:12s} baseline {old * 1e6:8.1f}  new {new * 1e6:8.1f}  new/baseline {new / old:5.2f}")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
