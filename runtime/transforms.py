@@ -71,13 +71,12 @@ class Work:
         box, rows, cols = self._region
         if box is not self.box:
             h, w = self.pixels.shape[1:3]
-            box = self.box
+            box, ys, xs = self.box, _centres(h), _centres(w)
             if h == w:  # both axes in one pass
-                inside = (_centres(h) >= box[:, :2].T[..., None]) & (_centres(h) <= box[:, 2:].T[..., None])
-                rows, cols = inside  # (2, N, H)
+                rows, cols = (ys >= box[:, :2].T[..., None]) & (ys <= box[:, 2:].T[..., None])  # (2, N, H)
             else:
-                rows = (_centres(h) >= box[:, :1]) & (_centres(h) <= box[:, 2:3])
-                cols = (_centres(w) >= box[:, 1:2]) & (_centres(w) <= box[:, 3:4])
+                rows = (ys >= box[:, :1]) & (ys <= box[:, 2:3])
+                cols = (xs >= box[:, 1:2]) & (xs <= box[:, 3:4])
             self._region = (box, rows, cols)
         return rows, cols
 

@@ -45,7 +45,7 @@ def is_flat(pixels: np.ndarray) -> np.ndarray:
     images whose range is small enough can be flat: the others skip the float pass over their pixels."""
     flat = pixels.reshape(len(pixels), -1)
     maybe = flat.max(axis=1) - flat.min(axis=1).astype(np.float64) < FLAT_STD * math.sqrt(2 * flat.shape[1])
-    if len(maybe) == 1 and not maybe[0] or not maybe.any():
+    if not maybe.any():
         return maybe
     out = np.zeros(len(flat), bool)
     out[maybe] = flat[maybe].std(axis=1) < FLAT_STD

@@ -13,7 +13,7 @@ def one_hot(classes: np.ndarray, k: int = 3, high: float = 0.9) -> np.ndarray:
     return probs
 
 
-def noisy(n: int, error: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def noisy(n: int, error: float) -> tuple[np.ndarray, np.ndarray]:
     """Scores with a margin of 0.8 everywhere and every image's largest difference exactly `error`."""
     ref = one_hot(np.arange(n) % 3)
     probs = ref.copy()
