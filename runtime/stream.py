@@ -9,22 +9,19 @@ At most `prefetch + 1` batches are in flight, however many files there are.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import os
-import sys
 from collections import deque
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
 from .classifier import Classifier
+from .decoding import decode_chunk, worker_init
 from .predictions import Prediction
-from .errors import ImageError
-from .preprocess import ImageSource, describe, load_pixels, prepare_with_stats, working_pixels
-from .spec import InputSpec
-from .transforms import Pipeline
+from .preprocess import ImageSource, describe
+from .workers import process_pool, processes_are_safe
 
 
 @dataclass(slots=True)
@@ -36,70 +33,6 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def _decode_one(source: ImageSource, spec: InputSpec, pipeline: Optional[Pipeline]):
-    try:
-        if pipeline is not None and pipeline.declared:
-            return working_pixels(source, spec)
-        return load_pixels(source, spec)
-    except ImageError as exc:
-        return exc.reason
-    except MemoryError:
-        return "out of memory while decoding"
-    except Exception as exc:  # noqa: BLE001 - a broken file must never stop the run
-        return f"unreadable: {type(exc).__name__}: {exc}"
-
-
-def decode_chunk(sources: Sequence[Any], spec: InputSpec, pipeline: Optional[Pipeline] = None
-                 ) -> tuple[Optional[np.ndarray], list[int], dict[int, str], dict[str, np.ndarray]]:
-    """Decode a chunk: (model-ready pixels of the good ones, their positions, {position: error},
-    statistics the preprocessing measured for the good ones)."""
-    good, positions, errors = [], [], {}
-    for i, source in enumerate(sources):
-        out = _decode_one(source, spec, pipeline)
-        if isinstance(out, np.ndarray):
-            good.append(out)
-            positions.append(i)
-        else:
-            errors[i] = out
-    if not good:
-        return None, positions, errors, {}
-    if pipeline is not None and pipeline.declared:
-        pixels, stats = prepare_with_stats(good, spec, pipeline)
-        return pixels, positions, errors, stats
-    return np.stack(good), positions, errors, {}
-
-
-def _worker_init() -> None:
-    import signal
-    import warnings
-
-    # Ctrl-C reaches the whole process group: the parent stops the run and shuts the pool down; a worker
-    # dying of KeyboardInterrupt would only print a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    from PIL import Image
-
-    # Our own processes: a huge image is already an ImageError, keep Pillow's warning off stderr.
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-
-
-# Libraries that keep busy native thread pools: forking while one of their threads holds a lock leaves the
-# child waiting on it forever (seen: decode workers stuck on a futex inside Pillow after TensorFlow had run
-# in the same process). With any of them loaded, decoding uses threads unless processes are asked for.
-_THREADED_LIBRARIES = ("tensorflow", "torch", "jax", "ray")
-
-
-def _fork_is_risky() -> bool:
-    return any(name in sys.modules for name in _THREADED_LIBRARIES)
-
-
-def _process_pool(workers: int) -> Executor:
-    # fork starts workers in milliseconds with everything already imported; elsewhere spawn.
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                               initializer=_worker_init)
 
 
 def classify_stream(
@@ -114,7 +47,8 @@ def classify_stream(
     """Yield one Result per source, in input order; bad sources come back with their error.
 
     processes: decode in worker processes (default: yes when the first source is a file path, workers > 1
-    and no library with busy native threads, such as TensorFlow, is loaded: forking those can deadlock).
+    and `workers.processes_are_safe()`: the main module guards its work and no library such as TensorFlow
+    is loaded).
     """
     iterator = iter(sources)
     first = list(itertools.islice(iterator, 1))
@@ -122,9 +56,9 @@ def classify_stream(
         return
     iterator = itertools.chain(first, iterator)
     if processes is None:
-        processes = workers > 1 and isinstance(first[0], (str, os.PathLike)) and not _fork_is_risky()
+        processes = workers > 1 and isinstance(first[0], (str, os.PathLike)) and processes_are_safe()
     split = max(1, -(-batch_size // max(workers, 1)))
-    pool: Executor = _process_pool(workers) if processes else ThreadPoolExecutor(
+    pool: Executor = process_pool(workers, worker_init) if processes else ThreadPoolExecutor(
         max_workers=max(workers, 1), thread_name_prefix="edgecls-decode")
     spec = clf.spec
     with pool:

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 # slow stay out. Everything runs in the full tier (plain `pytest`), as CI does.
 FAST_TIER = (
     "unit/", "test_batch1_binding.py", "test_bench_report.py", "test_channels_last_tail.py", "test_cli.py",
-    "test_data.py", "test_data_splits.py", "test_generated_tables.py", "test_hostile.py",
+    "test_data.py", "test_data_splits.py", "test_decode_workers.py", "test_generated_tables.py", "test_hostile.py",
     "test_infer_output_failures.py", "test_input_forms.py", "test_int8_stem.py", "test_preprocess.py",
     "test_realworld.py", "test_runtime.py", "test_sharded_batches.py", "test_shipped_models.py",
     "test_sub_batches.py", "test_transforms.py", "test_variant_choice.py", "test_workspace.py",

@@ -63,9 +63,9 @@ BUGS = [
     ("infer --output writes straight to the output file", "runtime/outputs.py",
      "self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)", "self.partial = self.path",
      "tests/test_infer_output_failures.py"),
-    ("a decoder exception other than ImageError stops the run", "runtime/stream.py",
+    ("a decoder exception other than ImageError stops the run", "runtime/decoding.py",
      "    except Exception as exc:  # noqa: BLE001 - a broken file must never stop the run",
-     "    except ValueError as exc:", "tests/unit/test_stream_unit.py"),
+     "    except ValueError as exc:", "tests/unit/test_decoding_unit.py"),
     ("metadata loses the gates it was validated with", "exporters/write.py",
      'validation={**validation, **c.validation, "gates": record["gates"]},',
      "validation={**validation, **c.validation},", EXPORT_FAILURES),
@@ -128,9 +128,9 @@ BUGS += [
      "        image = image.resize((spec.width, spec.height))\n", FORMS),
     ("0-1 float arrays are read as 0-255", "runtime/preprocess.py",
      "scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0", "scale = 1.0", FORMS),
-    ("the infer stream stretches in-memory images before the declared steps", "runtime/stream.py",
+    ("the infer stream stretches in-memory images before the declared steps", "runtime/decoding.py",
      "        if pipeline is not None and pipeline.declared:\n            return working_pixels(source, spec)",
-     "        if pipeline is not None and pipeline.declared and isinstance(source, (str, os.PathLike)):\n"
+     "        if pipeline is not None and pipeline.declared and isinstance(source, str):\n"
      "            return working_pixels(source, spec)", FORMS),
 ]
 # The audit's bugs from issue 19 (most survived the suite before these tests), for comparison.

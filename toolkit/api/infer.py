@@ -53,7 +53,11 @@ def infer(inputs: Sequence[PathLike], model: PathLike = "mnist", *, variant: str
     from ..runtime.files import iter_image_files
     from ..runtime.predictions import cap_top_k
     from ..runtime.stream import classify_stream
+    from ..runtime.workers import processes_are_safe, start_early
 
+    workers = workers or usable_cores()
+    if workers > 1 and processes_are_safe():
+        start_early()  # the decoding workers' server starts while the model is found and loaded
     inputs = [os.fspath(i) for i in inputs]
     choice = choose_variant(model, variant, device=device, workspace=workspace)
     out = Path(output) if output is not None else None
@@ -71,7 +75,7 @@ def infer(inputs: Sequence[PathLike], model: PathLike = "mnist", *, variant: str
     files = iter_image_files(inputs, recursive=recursive, on_skip=result.tally.skip)
     start = time.perf_counter()
     try:
-        with closing(classify_stream(clf, files, batch_size=batch_size, workers=workers or usable_cores(),
+        with closing(classify_stream(clf, files, batch_size=batch_size, workers=workers,
                                      top_k=k)) as results:
             for r in results:
                 if stop():

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from ..runtime.classifier import Classifier
 from ..runtime.errors import ImageError
 from ..runtime.predictions import cap_top_k
-from ..runtime.stream import decode_chunk
+from ..runtime.decoding import decode_chunk
 from .columns import prediction_columns, prediction_schema
 
 if TYPE_CHECKING:
