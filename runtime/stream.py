@@ -21,7 +21,7 @@ from .classifier import Classifier
 from .decoding import decode_chunk, worker_init
 from .predictions import Prediction
 from .preprocess import ImageSource, describe
-from .workers import process_pool, processes_are_safe
+from .workers import process_pool, processes_wanted
 
 
 @dataclass(slots=True)
@@ -46,9 +46,9 @@ def classify_stream(
 ) -> Iterator[Result]:
     """Yield one Result per source, in input order; bad sources come back with their error.
 
-    processes: decode in worker processes (default: yes when the first source is a file path, workers > 1
-    and `workers.processes_are_safe()`: the main module guards its work and no library such as TensorFlow
-    is loaded).
+    processes: decode in worker processes (default: yes when the first source is a file path and
+    `workers.processes_wanted(workers)`: more than one worker, the main module guards its work and no library
+    such as TensorFlow is loaded).
     """
     iterator = iter(sources)
     first = list(itertools.islice(iterator, 1))
@@ -56,7 +56,7 @@ def classify_stream(
         return
     iterator = itertools.chain(first, iterator)
     if processes is None:
-        processes = workers > 1 and isinstance(first[0], (str, os.PathLike)) and processes_are_safe()
+        processes = isinstance(first[0], (str, os.PathLike)) and processes_wanted(workers)
     split = max(1, -(-batch_size // max(workers, 1)))
     pool: Executor = process_pool(workers, worker_init) if processes else ThreadPoolExecutor(
         max_workers=max(workers, 1), thread_name_prefix="edgecls-decode")

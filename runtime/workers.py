@@ -66,10 +66,15 @@ def _is_main_test(test: ast.expr) -> bool:
         any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides)
 
 
-def start_early() -> None:
-    """Start the forkserver now, so that its imports overlap whatever the caller does next (loading a model);
-    the first pool then starts in milliseconds. Nothing to do where workers are spawned."""
-    if start_method() == "forkserver":
+def processes_wanted(workers: int) -> bool:
+    """Whether `workers` decoding workers for file paths are processes (else threads)."""
+    return workers > 1 and processes_are_safe()
+
+
+def start_early(workers: int) -> None:
+    """Start the forkserver now if `workers` decoding workers will be processes, so that its imports overlap
+    whatever the caller does next (loading a model); the first pool then starts in milliseconds."""
+    if processes_wanted(workers) and start_method() == "forkserver":
         _ensure_forkserver()
 
 
@@ -93,6 +98,6 @@ def _ensure_forkserver() -> None:
 def process_pool(workers: int, initializer: Optional[Callable[[], None]] = None) -> Executor:
     method = start_method()
     if method == "forkserver":
-        _ensure_forkserver()
+        _ensure_forkserver()  # returns at once when start_early already started it
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
                                initializer=initializer)

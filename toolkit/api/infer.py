@@ -53,11 +53,10 @@ def infer(inputs: Sequence[PathLike], model: PathLike = "mnist", *, variant: str
     from ..runtime.files import iter_image_files
     from ..runtime.predictions import cap_top_k
     from ..runtime.stream import classify_stream
-    from ..runtime.workers import processes_are_safe, start_early
+    from ..runtime.workers import start_early
 
     workers = workers or usable_cores()
-    if workers > 1 and processes_are_safe():
-        start_early()  # the decoding workers' server starts while the model is found and loaded
+    start_early(workers)  # the decoding workers' server starts while the model is found and loaded
     inputs = [os.fspath(i) for i in inputs]
     choice = choose_variant(model, variant, device=device, workspace=workspace)
     out = Path(output) if output is not None else None
